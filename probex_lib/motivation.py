@@ -1,0 +1,280 @@
+"""ProbeX paper, Section 3: is learning within one Model Tree easier than across trees?
+
+Populations (all ResNet9, each model trained on ``classes_per_model`` random classes of A):
+
+* T1..T4: fine-tuned from four roots, each pre-trained for ``root_epochs`` on dataset B with
+  its own seed (T = T1 in the paper's Fig. 3a, b);
+* F: the same training from random initialisation, so every model is its own tree.
+
+A linear metanetwork on one layer's flattened weights predicts the n_A binary labels "was
+class c in this model's training set". Experiments: (a) T vs F, (b) accuracy vs number of
+training models, (c) T1 test accuracy when other trees are added to training, (d) one expert
+per tree vs one shared metanetwork.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import claims, data, parallel, paths, profiles, zoo
+from .metanet import binary_accuracy, fit_linear_metanet
+from .profiles import MotivationConfig
+from .train import train_resnet9
+
+FOREST = "F"
+
+
+def _seed(cfg: MotivationConfig, *keys: int) -> int:
+    return int(np.random.SeedSequence([cfg.seed, *keys]).generate_state(1)[0] % (2**31))
+
+
+def class_split(cfg: MotivationConfig, n_classes: int = 100) -> tuple[list[int], list[int]]:
+    """Datasets A and B: disjoint random class sets (global ids), sorted."""
+    perm = np.random.default_rng(_seed(cfg, 0)).permutation(n_classes)
+    a = sorted(perm[: cfg.n_classes_a].tolist())
+    b = sorted(perm[cfg.n_classes_a: cfg.n_classes_a + cfg.n_classes_b].tolist())
+    return a, b
+
+
+def tree_names(cfg: MotivationConfig) -> list[str]:
+    return [f"T{t + 1}" for t in range(cfg.n_trees)]
+
+
+def _base_params(cfg: MotivationConfig) -> dict:
+    return {
+        "width": cfg.width, "data": profiles.as_dict(cfg.data), "batch_size": cfg.batch_size,
+        "momentum": cfg.momentum, "weight_decay": cfg.weight_decay, "warmup": cfg.warmup,
+    }
+
+
+def root_specs(cfg: MotivationConfig) -> list[zoo.ModelSpec]:
+    """One root per tree, pre-trained on B from its own random initialisation."""
+    _, b = class_split(cfg)
+    return [
+        zoo.ModelSpec(f"root_{name}", {
+            **_base_params(cfg), "classes": b, "images_per_class": cfg.root_images_per_class,
+            "epochs": cfg.root_epochs, "lr": cfg.root_lr, "seed": _seed(cfg, 1, t), "init": "random",
+            "population": "root", "tree": name, "parent": None,
+        })
+        for t, name in enumerate(tree_names(cfg))
+    ]
+
+
+def population_specs(cfg: MotivationConfig, roots_dir: Path) -> list[zoo.ModelSpec]:
+    """Fine-tuned models of T1..T4 and the forest F, each with its own classes and seed."""
+    a, _ = class_split(cfg)
+    sizes = {name: cfg.models_t1 if t == 0 else cfg.models_other_trees for t, name in enumerate(tree_names(cfg))}
+    sizes[FOREST] = cfg.models_forest
+    specs = []
+    for p, (pop, n) in enumerate(sizes.items()):
+        for i in range(n):
+            rng = np.random.default_rng(_seed(cfg, 2, p, i))
+            classes = sorted(rng.choice(a, cfg.classes_per_model, replace=False).tolist())
+            root = None if pop == FOREST else f"root_{pop}"
+            specs.append(zoo.ModelSpec(f"{pop}-{i:04d}", {
+                **_base_params(cfg), "classes": classes, "images_per_class": cfg.images_per_class,
+                "epochs": cfg.epochs, "lr": cfg.lr, "seed": _seed(cfg, 3, p, i),
+                "init": "random" if root is None else str(zoo.model_path(roots_dir, root).resolve()),
+                "population": pop, "tree": pop if root else f"F{i}", "parent": root,
+            }))
+    return specs
+
+
+def default_zoo_dir(cfg: MotivationConfig, profile: str) -> Path:
+    """``data/motivation/<profile>-<hash of the settings>``: other settings, other folder."""
+    return paths.data_dir() / "motivation" / f"{profile}-{profiles.settings_hash(cfg)}"
+
+
+def build_populations(cfg: MotivationConfig, zoo_dir: str | Path, executor: parallel.Executor = "process",
+                      n_workers: int | None = None) -> pd.DataFrame:
+    """Train (or resume) the roots and all populations; returns the population manifest."""
+    zoo_dir = Path(zoo_dir)
+    settings = profiles.as_dict(cfg)
+    for split, n in (("train", cfg.data.n_train), ("test", cfg.data.n_test)):
+        data.load_images(cfg.data.source, split, n, cfg.data.seed)  # cache once, before workers start
+    zoo.generate_zoo(zoo_dir / "roots", root_specs(cfg), train_resnet9, settings, executor, n_workers,
+                     desc="pre-training roots on B")
+    return zoo.generate_zoo(zoo_dir / "populations", population_specs(cfg, zoo_dir / "roots"), train_resnet9,
+                            settings, executor, n_workers, desc="fine-tuning T1..T4 and F")
+
+
+# --------------------------------------------------------------------------- metanetwork experiments
+
+
+@dataclass(frozen=True)
+class Population:
+    """One population's features and labels at one layer, with a fixed train/val/test split.
+
+    x: (n, d) flattened weights; y: (n, n_A) 0/1 labels over dataset A's classes.
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+
+
+def split_indices(n: int, fractions: tuple[float, float, float], seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Random train/val/test index arrays (sorted) with the given fractions of ``n``."""
+    perm = np.random.default_rng(seed).permutation(n)
+    n_train, n_val = int(round(fractions[0] * n)), int(round(fractions[1] * n))
+    return np.sort(perm[:n_train]), np.sort(perm[n_train:n_train + n_val]), np.sort(perm[n_train + n_val:])
+
+
+def load_populations(cfg: MotivationConfig, manifest: pd.DataFrame, layer: str | None = None) -> dict[str, Population]:
+    """Features of every population at ``layer`` (default ``cfg.layer``), split by seed."""
+    a, _ = class_split(cfg)
+    layer = layer or cfg.layer
+    out = {}
+    for p, (pop, rows) in enumerate(sorted(manifest.groupby("population"), key=lambda kv: kv[0])):
+        rows = rows.sort_values("model_id")
+        x = zoo.load_layer(rows["path"].tolist(), layer).reshape(len(rows), -1).double().numpy()
+        y = zoo.multi_hot([[str(c) for c in cl] for cl in rows["classes"]], [str(c) for c in a])
+        out[pop] = Population(x, y, *split_indices(len(rows), cfg.split, _seed(cfg, 4, p)))
+    return out
+
+
+def _fit_eval(train_sets: list[tuple[np.ndarray, np.ndarray]], val: tuple[np.ndarray, np.ndarray],
+              tests: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, float]:
+    x = np.concatenate([t[0] for t in train_sets])
+    y = np.concatenate([t[1] for t in train_sets])
+    net = fit_linear_metanet(x, y, *val)
+    return {name: binary_accuracy(net.predict(xt), yt) for name, (xt, yt) in tests.items()}
+
+
+def _part(p: Population, which: str) -> tuple[np.ndarray, np.ndarray]:
+    idx = getattr(p, which)
+    return p.x[idx], p.y[idx]
+
+
+def tree_vs_forest(pops: dict[str, Population], tree: str = "T1") -> pd.DataFrame:
+    """Fig. 3a: a metanetwork per population; test accuracy. Columns: population, n_train, accuracy."""
+    rows = []
+    for name in (tree, FOREST):
+        p = pops[name]
+        acc = _fit_eval([_part(p, "train")], _part(p, "val"), {"test": _part(p, "test")})["test"]
+        rows.append({"population": name, "n_train": len(p.train), "accuracy": acc})
+    return pd.DataFrame(rows)
+
+
+def positive_transfer(pops: dict[str, Population], sizes: tuple[int, ...], repeats: int, seed: int,
+                      names: tuple[str, ...] = ("T1", FOREST)) -> pd.DataFrame:
+    """Fig. 3b: accuracy vs number of training models (random subsets, ``repeats`` each).
+
+    Columns: population, n_train, repeat, accuracy. Sizes above the training split are dropped.
+    """
+    rows = []
+    rng = np.random.default_rng(seed)
+    for name in names:
+        p = pops[name]
+        for n in sizes:
+            if n > len(p.train) or n < 2:
+                continue
+            for r in range(repeats):
+                sub = np.sort(rng.choice(p.train, n, replace=False))
+                acc = _fit_eval([(p.x[sub], p.y[sub])], _part(p, "val"), {"test": _part(p, "test")})["test"]
+                rows.append({"population": name, "n_train": n, "repeat": r, "accuracy": acc})
+    return pd.DataFrame(rows)
+
+
+def negative_transfer(pops: dict[str, Population], trees: list[str]) -> pd.DataFrame:
+    """Fig. 3c: train on trees[0] plus the training models of trees[1:k]; test on trees[0].
+
+    Columns: n_trees, n_train, accuracy (on the test models of the first tree).
+    """
+    first = pops[trees[0]]
+    rows = []
+    for k in range(1, len(trees) + 1):
+        train_sets = [_part(pops[t], "train") for t in trees[:k]]
+        acc = _fit_eval(train_sets, _part(first, "val"), {"test": _part(first, "test")})["test"]
+        rows.append({"n_trees": k, "n_train": sum(len(s[0]) for s in train_sets), "accuracy": acc})
+    return pd.DataFrame(rows)
+
+
+def moe_vs_shared(pops: dict[str, Population], trees: list[str]) -> pd.DataFrame:
+    """Fig. 3d: one expert per tree (oracle routing) vs one metanetwork for all trees.
+
+    Columns: tree, method ("MoE" | "shared"), accuracy on that tree's test models.
+    """
+    tests = {t: _part(pops[t], "test") for t in trees}
+    shared_val = tuple(np.concatenate([_part(pops[t], "val")[i] for t in trees]) for i in range(2))
+    shared = _fit_eval([_part(pops[t], "train") for t in trees], shared_val, tests)
+    rows = []
+    for t in trees:
+        expert = _fit_eval([_part(pops[t], "train")], _part(pops[t], "val"), {t: tests[t]})[t]
+        rows += [{"tree": t, "method": "MoE", "accuracy": expert}, {"tree": t, "method": "shared", "accuracy": shared[t]}]
+    return pd.DataFrame(rows)
+
+
+def layer_sweep(cfg: MotivationConfig, manifest: pd.DataFrame, layers: list[str], names: tuple[str, ...] = ("T1", FOREST)) -> pd.DataFrame:
+    """Fig. 3a per layer: T vs F test accuracy for every layer in ``layers``. Columns: layer, population, accuracy."""
+    sub = manifest[manifest["population"].isin(names)]
+    rows = []
+    for layer in layers:
+        pops = load_populations(cfg, sub, layer)
+        for r in tree_vs_forest(pops).itertuples():
+            rows.append({"layer": layer, "population": r.population, "accuracy": r.accuracy})
+    return pd.DataFrame(rows)
+
+
+def model_accuracy_table(manifest: pd.DataFrame) -> pd.DataFrame:
+    """Test accuracy of the trained models themselves, per population: mean, std, min, chance."""
+    g = manifest.groupby("population")
+    out = g["test_accuracy"].agg(["count", "mean", "std", "min", "max"]).reset_index()
+    out["chance"] = 1.0 / g["classes"].first().map(len).values
+    return out
+
+
+# --------------------------------------------------------------------------- claims
+
+
+def judge_claims(a: pd.DataFrame, b: pd.DataFrame, c: pd.DataFrame, d: pd.DataFrame,
+                 models: pd.DataFrame, layer: str) -> list[claims.Claim]:
+    """Claims P-F3a..d from the four experiments' tables (see the functions above for columns)."""
+    acc = dict(zip(a["population"], a["accuracy"]))
+    t, f = acc["T1"], acc[FOREST]
+    model_acc = {r.population: round(float(r.mean), 3) for r in models.itertuples()}
+    out = [claims.Claim(
+        "P-F3a", "linear metanetwork, same tree (T) vs forest (F)", "T 0.844, F 0.502",
+        f"T {t:.3f}, F {f:.3f} (gap {t - f:+.3f})", "reproduced if T - F >= 0.15; partly if T - F >= 0.05",
+        claims.verdict(t - f >= 0.15, t - f >= 0.05), "fig3a_tree_vs_forest",
+        {"layer": layer, "n_train": dict(zip(a["population"], a["n_train"].astype(int))), "model_test_accuracy": model_acc},
+    )]
+
+    curve = b[b["population"] == "T1"].groupby("n_train")["accuracy"].mean()
+    steps = np.diff(curve.values)
+    rises = bool(len(curve) > 1 and (steps >= -0.005).all() and curve.iloc[-1] - curve.iloc[0] >= 0.03)
+    out.append(claims.Claim(
+        "P-F3b", "positive transfer: more models from the same tree", "accuracy rises with training-set size",
+        ", ".join(f"{n}: {v:.3f}" for n, v in curve.items()),
+        "reproduced if the T1 mean accuracy never drops by more than 0.005 from one size to the next and the "
+        "largest size beats the smallest by >= 0.03; partly if the largest beats the smallest",
+        claims.verdict(rises, len(curve) > 1 and curve.iloc[-1] > curve.iloc[0]), "fig3b_positive_transfer",
+    ))
+
+    by_k = dict(zip(c["n_trees"], c["accuracy"]))
+    others = [v for k, v in by_k.items() if k > 1]
+    out.append(claims.Claim(
+        "P-F3c", "negative transfer: train on T1 + other trees, test on T1",
+        "1 tree 0.844, 2 trees 0.752, 3 trees 0.686, 4 trees 0.724",
+        ", ".join(f"{k} tree{'s' if k > 1 else ''} {v:.3f}" for k, v in by_k.items()),
+        "reproduced if every run with other trees added is below T1 alone; partly if their mean is below",
+        claims.verdict(bool(others) and max(others) < by_k[1], bool(others) and np.mean(others) < by_k[1]),
+        "fig3c_negative_transfer",
+    ))
+
+    per = d.pivot(index="tree", columns="method", values="accuracy")
+    moe, shared = float(per["MoE"].mean()), float(per["shared"].mean())
+    out.append(claims.Claim(
+        "P-F3d", "one expert per tree (MoE) vs one shared metanetwork", "MoE better",
+        f"MoE {moe:.3f}, shared {shared:.3f} (mean over {len(per)} trees; MoE ahead on "
+        f"{int((per['MoE'] > per['shared']).sum())}/{len(per)})",
+        "reproduced if MoE beats shared on the mean and on no tree falls below it; partly if only on the mean",
+        claims.verdict(moe > shared and bool((per["MoE"] >= per["shared"]).all()), moe > shared),
+        "fig3d_moe_vs_shared",
+    ))
+    return out

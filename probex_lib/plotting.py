@@ -1,0 +1,121 @@
+"""One plotting style for every figure, and savers for figures (PNG + PDF) and tables (CSV + Markdown).
+
+Plot functions take ``ax=None`` and return the axes; notebooks call them and then
+:func:`save_figure`. Agg backend: figures render headless under papermill and in CI.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg", force=False)
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from . import atomic, paths  # noqa: E402
+
+PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf", "#7f7f7f")
+
+
+def use_style() -> None:
+    """The kit's matplotlib style (call once per notebook)."""
+    plt.rcParams.update({
+        "figure.figsize": (4.2, 3.2), "figure.dpi": 110, "savefig.dpi": 160, "savefig.bbox": "tight",
+        "font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9, "axes.spines.top": False,
+        "axes.spines.right": False, "axes.grid": True, "grid.alpha": 0.3, "legend.frameon": False,
+        "axes.prop_cycle": matplotlib.cycler(color=PALETTE),
+    })
+
+
+def _out(out_dir: str | Path | None) -> Path:
+    return Path(out_dir) if out_dir else paths.figures_dir()
+
+
+def save_figure(fig: plt.Figure, name: str, out_dir: str | Path | None = None) -> list[Path]:
+    """Write ``<name>.png`` and ``<name>.pdf`` atomically; returns both paths."""
+    written = []
+    for ext in ("png", "pdf"):
+        target = _out(out_dir) / f"{name}.{ext}"
+        with atomic.atomic_path(target) as tmp:
+            fig.savefig(tmp, format=ext)
+        written.append(target)
+    return written
+
+
+def to_markdown(df: pd.DataFrame, floatfmt: str = ".3f") -> str:
+    """A GitHub-flavoured Markdown table (no extra dependency)."""
+    def cell(v: object) -> str:
+        if isinstance(v, (float, np.floating)):
+            return format(float(v), floatfmt) if np.isfinite(v) else str(v)
+        return str(v).replace("|", "\\|")
+
+    head = "| " + " | ".join(map(str, df.columns)) + " |"
+    sep = "|" + "|".join("---" for _ in df.columns) + "|"
+    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join([head, sep, *body]) + "\n"
+
+
+def save_table(df: pd.DataFrame, name: str, out_dir: str | Path | None = None) -> list[Path]:
+    """Write ``<name>.csv`` and ``<name>.md`` atomically; returns both paths."""
+    out = _out(out_dir)
+    return [atomic.write_text(out / f"{name}.csv", df.to_csv(index=False)),
+            atomic.write_text(out / f"{name}.md", to_markdown(df))]
+
+
+def bar_compare(labels: Sequence[str], values: Sequence[float], ax=None, chance: float | None = None,
+                errors: Sequence[float] | None = None, ylabel: str = "accuracy", title: str = ""):
+    """Bars with value labels and an optional chance line."""
+    ax = ax or plt.subplots()[1]
+    x = np.arange(len(labels))
+    ax.bar(x, values, yerr=errors, color=[PALETTE[i % len(PALETTE)] for i in range(len(labels))], capsize=3)
+    for xi, v in zip(x, values):
+        ax.text(xi, v + 0.01, f"{v:.3f}", ha="center", va="bottom", fontsize=8)
+    if chance is not None:
+        ax.axhline(chance, color="k", ls="--", lw=0.8, label="chance")
+        ax.legend(loc="lower right")
+    ax.set_xticks(x, labels)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    return ax
+
+
+def line_with_band(df: pd.DataFrame, x: str, y: str, hue: str, ax=None, chance: float | None = None,
+                   xlabel: str = "", ylabel: str = "accuracy", title: str = "", logx: bool = False):
+    """Mean of ``y`` over repeats vs ``x``, one line per ``hue`` value, with a ±1 std band."""
+    ax = ax or plt.subplots()[1]
+    for i, (name, g) in enumerate(df.groupby(hue, sort=True)):
+        stats = g.groupby(x)[y].agg(["mean", "std"]).fillna(0.0)
+        ax.plot(stats.index, stats["mean"], marker="o", ms=3, color=PALETTE[i % len(PALETTE)], label=str(name))
+        ax.fill_between(stats.index, stats["mean"] - stats["std"], stats["mean"] + stats["std"],
+                        color=PALETTE[i % len(PALETTE)], alpha=0.2)
+    if chance is not None:
+        ax.axhline(chance, color="k", ls="--", lw=0.8, label="chance")
+    if logx:
+        ax.set_xscale("log")
+    ax.set_xlabel(xlabel or x)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend()
+    return ax
+
+
+def grouped_bars(df: pd.DataFrame, group: str, hue: str, value: str, ax=None, chance: float | None = None,
+                 ylabel: str = "accuracy", title: str = ""):
+    """Bars of ``value`` for each ``group`` (x axis) and ``hue`` (colour)."""
+    ax = ax or plt.subplots()[1]
+    groups = list(dict.fromkeys(df[group]))
+    hues = list(dict.fromkeys(df[hue]))
+    w = 0.8 / len(hues)
+    for j, h in enumerate(hues):
+        vals = [float(df[(df[group] == g) & (df[hue] == h)][value].mean()) for g in groups]
+        ax.bar(np.arange(len(groups)) + (j - (len(hues) - 1) / 2) * w, vals, w, label=str(h), color=PALETTE[j % len(PALETTE)])
+    if chance is not None:
+        ax.axhline(chance, color="k", ls="--", lw=0.8)
+    ax.set_xticks(np.arange(len(groups)), groups)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend()
+    return ax

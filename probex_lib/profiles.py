@@ -1,0 +1,146 @@
+"""Every number of every experiment, per profile, in one place.
+
+Profiles differ only in numbers and in where data and models come from:
+
+* ``smoke``: CI; seconds to a few minutes per notebook; checks that the code path runs.
+* ``default``: ``./run_all.sh``; offline, 2 CPU cores; a scaled-down, faithful reproduction.
+* ``paper``: the papers' scale (real CIFAR-100, 500 models per population, GPUs, Dask).
+
+A notebook asks for its section with :func:`get_config` and may override any field by name;
+an unknown profile, section or field is an error listing the valid ones.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+PROFILES = ("smoke", "default", "paper")
+
+
+class ProfileError(ValueError):
+    """Unknown profile, section or override."""
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where images come from and how many per class are generated (procedural) or kept (CIFAR)."""
+
+    source: str = "procedural"  # procedural | cifar100
+    seed: int = 0
+    n_train: int = 300  # images per class in the training pool
+    n_test: int = 40  # images per class for testing the trained models
+
+
+@dataclass(frozen=True)
+class MotivationConfig:
+    """ProbeX paper, Section 3 (Fig. 3 a-d): Model Tree (T) vs Model Forest (F) populations."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    n_classes_a: int = 50  # dataset A: the classes the populations are trained on
+    n_classes_b: int = 25  # dataset B: pre-training classes of the tree roots
+    classes_per_model: int = 25  # each model: this many random classes of A
+    width: int = 8  # ResNet9 width multiplier (8 -> 105k parameters; the paper's ResNet9: 64)
+    n_trees: int = 4  # roots pre-trained on B (T1..T4), each with its own seed
+    models_t1: int = 150  # models in T1 (= the paper's T); also the size for experiments a, b
+    models_other_trees: int = 60  # models in each of T2..T4 (experiments c, d)
+    models_forest: int = 150  # models in F (random init)
+    root_images_per_class: int = 300
+    root_epochs: int = 1  # the paper pre-trains on B for a single epoch
+    root_lr: float = 0.1
+    images_per_class: int = 30  # fine-tuning images per class (sampled per model from the pool)
+    epochs: int = 4
+    lr: float = 0.05
+    batch_size: int = 64
+    weight_decay: float = 5e-4
+    momentum: float = 0.9
+    warmup: float = 0.1  # fraction of steps with a linear learning-rate warm-up
+    layer: str = "layer3.res2.conv.weight"  # the layer the linear metanetwork reads (last conv)
+    split: tuple[float, float, float] = (0.7, 0.1, 0.2)  # train / val / test fractions per population
+    size_grid: tuple[int, ...] = (10, 20, 40, 70, 105)  # training-set sizes for Fig. 3b
+    size_repeats: int = 5  # random subsets per size (error bars)
+    seed: int = 0
+
+
+_SECTIONS: dict[str, dict[str, Any]] = {
+    "motivation": {
+        "smoke": MotivationConfig(
+            data=DataConfig(n_train=40, n_test=10), n_classes_a=10, n_classes_b=5, classes_per_model=5,
+            width=4, models_t1=12, models_other_trees=6, models_forest=12, root_images_per_class=40,
+            images_per_class=10, epochs=1, size_grid=(4, 8), size_repeats=2,
+        ),
+        "default": MotivationConfig(),
+        "paper": MotivationConfig(
+            data=DataConfig(source="cifar100", n_train=500, n_test=100), width=64, models_t1=500,
+            models_other_trees=350, models_forest=500, root_images_per_class=500, images_per_class=500,
+            epochs=10, size_grid=(25, 50, 100, 200, 350), size_repeats=5,
+        ),
+    },
+}
+
+
+def sections() -> list[str]:
+    return sorted(_SECTIONS)
+
+
+def get_config(section: str, profile: str, overrides: dict[str, Any] | None = None, seed: int | None = None):
+    """The config of ``section`` under ``profile``, with ``overrides`` applied by field name.
+
+    ``seed`` (if given) replaces the config's master seed. Nested data settings are overridden
+    with a dict, e.g. ``{"data": {"n_train": 100}}``.
+    """
+    if section not in _SECTIONS:
+        raise ProfileError(f"unknown section {section!r}; valid sections: {sections()}")
+    if profile not in PROFILES:
+        raise ProfileError(f"unknown profile {profile!r}; valid profiles: {list(PROFILES)}")
+    cfg = _SECTIONS[section][profile]
+    overrides = dict(overrides or {})
+    if seed is not None:
+        overrides["seed"] = seed
+    return _apply(cfg, overrides, section)
+
+
+def _apply(cfg: Any, overrides: dict[str, Any], where: str) -> Any:
+    valid = {f.name: f for f in dataclasses.fields(cfg)}
+    unknown = sorted(set(overrides) - set(valid))
+    if unknown:
+        raise ProfileError(f"unknown override(s) {unknown} for {where}; valid names: {sorted(valid)}")
+    changes = {}
+    for name, value in overrides.items():
+        current = getattr(cfg, name)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, dict):
+                raise ProfileError(f"override {where}.{name} must be a dict of {sorted(f.name for f in dataclasses.fields(current))}")
+            changes[name] = _apply(current, value, f"{where}.{name}")
+        else:
+            changes[name] = _coerce(value, current, f"{where}.{name}")
+    return dataclasses.replace(cfg, **changes)
+
+
+def _coerce(value: Any, current: Any, where: str) -> Any:
+    if isinstance(current, bool) or current is None:
+        ok = isinstance(value, type(current)) if current is not None else True
+    elif isinstance(current, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif isinstance(current, tuple):
+        ok = isinstance(value, (list, tuple))
+        value = tuple(value) if ok else value
+    else:
+        ok = isinstance(value, type(current)) and not isinstance(value, bool)
+    if not ok:
+        raise ProfileError(f"override {where}={value!r} has the wrong type; expected {type(current).__name__}")
+    return value
+
+
+def settings_hash(cfg: Any, n: int = 10) -> str:
+    """Short stable hash of a config (names cache folders, so other settings get other folders)."""
+    blob = json.dumps(as_dict(cfg), sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()[:n]
+
+
+def as_dict(cfg: Any) -> dict[str, Any]:
+    """A config as a plain JSON-serialisable dict (for zoo settings and claims records)."""
+    return dataclasses.asdict(cfg)

@@ -1,0 +1,119 @@
+"""Training one small image classifier (ResNet9) from a JSON-serialisable spec.
+
+:func:`train_resnet9` is the ``train_fn`` that :func:`probex_lib.zoo.generate_zoo` ships to
+workers. It is deterministic given its parameters (seeded torch generator, one thread), and
+it loads its images itself (cached per process), so tasks carry only a small dict.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import data, zoo
+from .nets import ResNet9, count_parameters
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_images(source: str, split: str, n_per_class: int, seed: int) -> data.ImageSet:
+    return data.load_images(source, split, n_per_class, seed)
+
+
+def to_input(images: np.ndarray) -> torch.Tensor:
+    """uint8 (n, 32, 32, 3) -> float (n, 3, 32, 32), roughly zero-mean unit-scale, channels_last."""
+    x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float()
+    return ((x - 128.0) / 64.0).contiguous(memory_format=torch.channels_last)
+
+
+def _lr_at(step: int, total: int, lr: float, warmup_frac: float) -> float:
+    warm = max(1, int(total * warmup_frac))
+    return lr * min(1.0, (step + 1) / warm) * max(0.0, 1 - step / total)
+
+
+def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 500) -> float:
+    """Top-1 accuracy of ``model`` on x: (n, 3, 32, 32), y: (n,) local labels."""
+    model.eval()
+    correct = 0
+    with torch.no_grad():
+        for i in range(0, len(y), batch):
+            correct += int((model(x[i:i + batch]).argmax(1) == y[i:i + batch]).sum())
+    model.train()
+    return correct / max(1, len(y))
+
+
+def load_init(model: ResNet9, init: str) -> None:
+    """Load a root checkpoint into ``model``; a missing layer or shape mismatch names the file."""
+    state = zoo.load_tensors(init)
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    if missing:
+        raise zoo.ZooError(f"{init}: cannot initialise a ResNet9(width={model.width}) from it; missing {missing[:4]}")
+    for k, t in own.items():
+        if tuple(state[k].shape) != tuple(t.shape):
+            raise zoo.ZooError(f"{init}: layer {k!r} has shape {tuple(state[k].shape)}, the model expects {tuple(t.shape)}")
+    model.load_state_dict({k: state[k] for k in own})
+
+
+def train_resnet9(p: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Train a ResNet9 on the classes ``p["classes"]`` (global class ids) and test it.
+
+    Keys of ``p``: width, classes, data (source, seed, n_train, n_test), images_per_class,
+    epochs, batch_size, lr, weight_decay, momentum, warmup, seed, init ("random" or the path
+    of a checkpoint to fine-tune). Returns (state dict, metadata with test_accuracy).
+    """
+    g = torch.Generator().manual_seed(int(p["seed"]))
+    torch.manual_seed(int(p["seed"]))
+    classes = np.asarray(p["classes"], dtype=np.int64)
+    d = p["data"]
+    train = _cached_images(d["source"], "train", d["n_train"], d["seed"])
+    test = _cached_images(d["source"], "test", d["n_test"], d["seed"])
+
+    # each model draws its own images_per_class training images of each class
+    rng = np.random.default_rng(int(p["seed"]))
+    idx = np.concatenate([
+        rng.choice(np.flatnonzero(train.labels == c), size=p["images_per_class"], replace=False) for c in classes
+    ])
+    local = {int(c): i for i, c in enumerate(classes)}
+    x = to_input(train.images[idx])
+    y = torch.tensor([local[int(c)] for c in train.labels[idx]])
+    test_sub = test.subset(classes)
+    xt, yt = to_input(test_sub.images), torch.tensor([local[int(c)] for c in test_sub.labels])
+
+    model = ResNet9(p["width"], len(classes)).to(memory_format=torch.channels_last)
+    if p["init"] != "random":
+        load_init(model, p["init"])
+    opt = torch.optim.SGD(model.parameters(), lr=p["lr"], momentum=p["momentum"], nesterov=True,
+                          weight_decay=p["weight_decay"])
+    bs = p["batch_size"]
+    steps_per_epoch = max(1, len(y) // bs)
+    total = steps_per_epoch * p["epochs"]
+    step, loss = 0, torch.tensor(float("nan"))
+    for _ in range(p["epochs"]):
+        perm = torch.randperm(len(y), generator=g)
+        for b in range(steps_per_epoch):
+            sel = perm[b * bs:(b + 1) * bs]
+            xb = x[sel]
+            flip = torch.rand(len(sel), generator=g) < 0.5
+            xb = torch.where(flip[:, None, None, None], xb.flip(3), xb)
+            for group in opt.param_groups:
+                group["lr"] = _lr_at(step, total, p["lr"], p["warmup"])
+            loss = F.cross_entropy(model(xb), y[sel])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+    if not torch.isfinite(loss):
+        raise FloatingPointError(f"training diverged (loss {float(loss)}) for spec seed {p['seed']}, lr {p['lr']}")
+    state = {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
+    meta = {
+        **p,
+        "class_names": [train.class_names[c] for c in classes],
+        "architecture": f"ResNet9(width={p['width']})",
+        "n_parameters": count_parameters(state),
+        "train_loss": loss.item(),
+        "test_accuracy": evaluate(model, xt, yt),
+    }
+    return state, meta
