@@ -30,7 +30,6 @@ import numpy as np
 import pandas as pd
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
 
 from . import atomic, parallel
 
@@ -57,10 +56,36 @@ def save_model(path: str | Path, tensors: Mapping[str, torch.Tensor], metadata: 
         if t.is_floating_point() and not bool(torch.isfinite(t).all()):
             raise ZooError(f"{path}: refusing to save tensor {key!r} with NaN or Inf values")
     meta = {str(k): json.dumps(v, sort_keys=True, default=atomic._jsonable) for k, v in metadata.items()}
-    contiguous = {k: v.detach().contiguous() for k, v in tensors.items()}
-    with atomic.atomic_path(path) as tmp:
-        save_file(contiguous, str(tmp), metadata=meta)
+    with atomic.atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        for chunk in _serialise(tensors, meta):
+            fh.write(chunk)
     return path
+
+
+_DTYPES = {
+    torch.float64: "F64", torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16",
+    torch.int64: "I64", torch.int32: "I32", torch.int16: "I16", torch.int8: "I8", torch.uint8: "U8", torch.bool: "BOOL",
+}
+
+
+def _serialise(tensors: Mapping[str, torch.Tensor], meta: Mapping[str, str]) -> list[bytes]:
+    """The safetensors format with sorted keys everywhere, so equal models give equal bytes.
+
+    (safetensors' own writer orders metadata through a hash map, which differs between processes.)
+    """
+    header: dict[str, Any] = {"__metadata__": dict(sorted(meta.items()))} if meta else {}
+    blobs, offset = [], 0
+    for name in sorted(tensors):
+        t = tensors[name].detach().cpu().contiguous()
+        if t.dtype not in _DTYPES:
+            raise ZooError(f"tensor {name!r}: dtype {t.dtype} cannot be stored in safetensors by the kit")
+        blob = t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b""
+        header[name] = {"dtype": _DTYPES[t.dtype], "shape": list(t.shape), "data_offsets": [offset, offset + len(blob)]}
+        blobs.append(blob)
+        offset += len(blob)
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    return [struct.pack("<Q", len(text)), text, *blobs]
 
 
 def read_header(path: str | Path) -> tuple[dict[str, dict], dict[str, str]]:

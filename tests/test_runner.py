@@ -1,0 +1,43 @@
+import nbformat
+import pytest
+
+from probex_lib import runner
+
+
+def _nb(path, cells, tag=True):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("profile = 'smoke'", metadata={"tags": ["parameters"]} if tag else {})]
+    nb.cells += [nbformat.v4.new_code_cell(c) for c in cells]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+    return path
+
+
+def test_select_by_number_name_and_start(tmp_path):
+    nbs = [tmp_path / f"{n}.ipynb" for n in ("01_a", "02_b", "03_c")]
+    assert runner.select(nbs, ["01", "03_c"]) == [nbs[0], nbs[2]]
+    assert runner.select(nbs, None, "02") == nbs[1:]
+    with pytest.raises(runner.RunError, match=r"unknown notebook '09'; valid: \['01_a', '02_b', '03_c'\]"):
+        runner.select(nbs, ["09"])
+
+
+def test_the_kit_notebooks_all_have_parameters_cells():
+    nbs = runner.discover()
+    assert nbs, "no notebooks found"
+    for nb in nbs:
+        runner.check_parameters_cell(nb)
+
+
+def test_missing_parameters_cell_and_failing_cell_are_reported(tmp_path):
+    with pytest.raises(runner.RunError, match="no code cell tagged 'parameters'"):
+        runner.run_notebook(_nb(tmp_path / "01_x.ipynb", ["1"], tag=False), {}, tmp_path)
+    bad = _nb(tmp_path / "02_y.ipynb", ["x = 1", "raise KeyError('boom')"])
+    with pytest.raises(runner.RunError, match=r"02_y.ipynb failed in cell \d+ \(KeyError: 'boom'\).*notebooks/02_y.ipynb"):
+        runner.run_notebook(bad, {"profile": "smoke"}, tmp_path / "out")
+    assert (tmp_path / "out" / "notebooks" / "02_y.ipynb").exists()
+
+
+def test_unknown_profile_is_refused(capsys):
+    with pytest.raises(SystemExit):
+        runner.main(["--profile", "huge"])
+    assert "valid profiles" in capsys.readouterr().err
