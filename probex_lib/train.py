@@ -22,6 +22,11 @@ def _cached_images(source: str, split: str, n_per_class: int, seed: int) -> data
     return data.load_images(source, split, n_per_class, seed)
 
 
+def default_device() -> torch.device:
+    """CUDA when present, else CPU: GPU use is automatic, the CPU is the design target."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
 def to_input(images: np.ndarray) -> torch.Tensor:
     """uint8 (n, 32, 32, 3) -> float (n, 3, 32, 32), roughly zero-mean unit-scale, channels_last."""
     x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float()
@@ -85,6 +90,8 @@ def train_resnet9(p: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str,
     model = ResNet9(p["width"], len(classes)).to(memory_format=torch.channels_last)
     if p["init"] != "random":
         load_init(model, p["init"])
+    dev = default_device()
+    model, x, y, xt, yt = model.to(dev), x.to(dev), y.to(dev), xt.to(dev), yt.to(dev)
     opt = torch.optim.SGD(model.parameters(), lr=p["lr"], momentum=p["momentum"], nesterov=True,
                           weight_decay=p["weight_decay"])
     bs = p["batch_size"]
@@ -96,7 +103,7 @@ def train_resnet9(p: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str,
         for b in range(steps_per_epoch):
             sel = perm[b * bs:(b + 1) * bs]
             xb = x[sel]
-            flip = torch.rand(len(sel), generator=g) < 0.5
+            flip = (torch.rand(len(sel), generator=g) < 0.5).to(dev)
             xb = torch.where(flip[:, None, None, None], xb.flip(3), xb)
             for group in opt.param_groups:
                 group["lr"] = _lr_at(step, total, p["lr"], p["warmup"])
@@ -107,7 +114,7 @@ def train_resnet9(p: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str,
             step += 1
     if not torch.isfinite(loss):
         raise FloatingPointError(f"training diverged (loss {float(loss)}) for spec seed {p['seed']}, lr {p['lr']}")
-    state = {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
+    state = {k: v.detach().cpu().clone().contiguous() for k, v in model.state_dict().items()}
     meta = {
         **p,
         "class_names": [train.class_names[c] for c in classes],

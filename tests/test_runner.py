@@ -41,3 +41,15 @@ def test_unknown_profile_is_refused(capsys):
     with pytest.raises(SystemExit):
         runner.main(["--profile", "huge"])
     assert "valid profiles" in capsys.readouterr().err
+
+
+def test_papermill_sees_every_parameter_of_every_notebook():
+    import papermill as pm
+
+    for nb in runner.discover():
+        cell = next(c for c in nbformat.read(nb, as_version=4).cells if "parameters" in c.metadata.get("tags", []))
+        declared = {line.split(":")[0].split("=")[0].strip() for line in cell.source.splitlines() if line and line[0].isalpha()}
+        params = pm.inspect_notebook(str(nb))
+        assert set(params) == declared, f"{nb.name}: papermill could not parse {declared - set(params)}"
+        assert {"profile", "seed", "out_dir"} <= declared
+        assert all(p["inferred_type_name"] != "None" for p in params.values()), f"{nb.name}: untyped parameter"
