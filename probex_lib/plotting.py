@@ -65,6 +65,13 @@ def save_table(df: pd.DataFrame, name: str, out_dir: str | Path | None = None) -
             atomic.write_text(out / f"{name}.md", to_markdown(df))]
 
 
+def _accuracy_limits(ax, values: Sequence[float], chance: float | None) -> None:
+    """Y range that shows every bar and the chance line, with room for value labels."""
+    vals = [float(v) for v in values if np.isfinite(v)] + ([chance] if chance is not None else [])
+    if vals:
+        ax.set_ylim(max(0.0, min(vals) - 0.05), min(1.02, max(vals) + 0.06))
+
+
 def bar_compare(labels: Sequence[str], values: Sequence[float], ax=None, chance: float | None = None,
                 errors: Sequence[float] | None = None, ylabel: str = "accuracy", title: str = ""):
     """Bars with value labels and an optional chance line."""
@@ -76,6 +83,7 @@ def bar_compare(labels: Sequence[str], values: Sequence[float], ax=None, chance:
     if chance is not None:
         ax.axhline(chance, color="k", ls="--", lw=0.8, label="chance")
         ax.legend(loc="lower right")
+    _accuracy_limits(ax, values, chance)
     ax.set_xticks(x, labels)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
@@ -109,6 +117,7 @@ def grouped_bars(df: pd.DataFrame, group: str, hue: str, value: str, ax=None, ch
     groups = list(dict.fromkeys(df[group]))
     hues = list(dict.fromkeys(df[hue]))
     w = 0.8 / len(hues)
+    _accuracy_limits(ax, df[value].tolist(), chance)
     for j, h in enumerate(hues):
         vals = [float(df[(df[group] == g) & (df[hue] == h)][value].mean()) for g in groups]
         ax.bar(np.arange(len(groups)) + (j - (len(hues) - 1) / 2) * w, vals, w, label=str(h), color=PALETTE[j % len(PALETTE)])
