@@ -31,7 +31,7 @@ class DataConfig:
     source: str = "procedural"  # procedural | cifar100
     seed: int = 0
     n_train: int = 300  # images per class in the training pool
-    n_test: int = 40  # images per class for testing the trained models
+    n_test: int = 20  # images per class for testing the trained models
 
 
 @dataclass(frozen=True)
@@ -44,9 +44,9 @@ class MotivationConfig:
     classes_per_model: int = 25  # each model: this many random classes of A
     width: int = 8  # ResNet9 width multiplier (8 -> 105k parameters; the paper's ResNet9: 64)
     n_trees: int = 4  # roots pre-trained on B (T1..T4), each with its own seed
-    models_t1: int = 150  # models in T1 (= the paper's T); also the size for experiments a, b
-    models_other_trees: int = 60  # models in each of T2..T4 (experiments c, d)
-    models_forest: int = 150  # models in F (random init)
+    models_t1: int = 140  # models in T1 (= the paper's T); also the size for experiments a, b
+    models_other_trees: int = 50  # models in each of T2..T4 (experiments c, d)
+    models_forest: int = 140  # models in F (random init)
     root_images_per_class: int = 300
     root_epochs: int = 1  # the paper pre-trains on B for a single epoch
     root_lr: float = 0.1
@@ -59,7 +59,7 @@ class MotivationConfig:
     warmup: float = 0.1  # fraction of steps with a linear learning-rate warm-up
     layer: str = "layer3.res2.conv.weight"  # the layer the linear metanetwork reads (last conv)
     split: tuple[float, float, float] = (0.7, 0.1, 0.2)  # train / val / test fractions per population
-    size_grid: tuple[int, ...] = (10, 20, 40, 70, 105)  # training-set sizes for Fig. 3b
+    size_grid: tuple[int, ...] = (10, 25, 50, 98)  # training-set sizes for Fig. 3b
     size_repeats: int = 5  # random subsets per size (error bars)
     seed: int = 0
 
