@@ -1,0 +1,110 @@
+"""MoTHer: recover the Model Tree(s) of a set of models from their weights alone.
+
+Shapes: ``layers`` is a list of arrays, one per layer, each (n_models, d_l) flattened weights.
+
+* :func:`ft_distance` — Eq. 1, the mean over layers of the l2 distance, as one blocked,
+  centred matrix product per layer (never a Python loop over model pairs);
+* :func:`kurtosis_score` — Eq. 3, the sum over layers of each layer's (Pearson) kurtosis;
+* :func:`cost_matrix` — Eq. 4-6, M = D + lambda (K xor T), lambda = c mean(D);
+* :func:`recover_tree` — the minimum directed spanning tree of M (Chu-Liu/Edmonds, mdst.py);
+* :func:`cluster_models` — hierarchical clustering of D into trees (known or automatic count).
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy.cluster.hierarchy import fcluster, linkage
+from scipy.spatial.distance import squareform
+
+from .mdst import min_spanning_arborescence
+
+
+def pairwise_l2(x: np.ndarray, block: int = 1024) -> np.ndarray:
+    """Euclidean distances between the rows of x: (n, d) -> (n, n) float64.
+
+    Centred (column means removed in float64) before a float32 Gram matrix, so that
+    |a|^2 + |b|^2 - 2ab does not cancel catastrophically when models share a large common
+    component (models of one tree do); rows are processed in blocks of ``block``.
+    """
+    x = np.asarray(x)
+    mean = x.mean(axis=0, dtype=np.float64)
+    xc = (x - mean).astype(np.float32)
+    sq = np.einsum("ij,ij->i", xc, xc, dtype=np.float64)
+    out = np.empty((len(x), len(x)))
+    for s in range(0, len(x), block):
+        g = xc[s:s + block] @ xc.T
+        out[s:s + block] = sq[s:s + block, None] + sq[None, :] - 2 * g.astype(np.float64)
+    np.maximum(out, 0, out=out)
+    np.sqrt(out, out=out)
+    out = (out + out.T) / 2
+    np.fill_diagonal(out, 0.0)
+    return out
+
+
+def ft_distance(layers: list[np.ndarray]) -> np.ndarray:
+    """Eq. 1: (1/L) sum_l ||u_l - v_l||_2 for every model pair. Returns (n, n), zero diagonal."""
+    if not layers:
+        raise ValueError("ft_distance needs at least one layer")
+    return sum(pairwise_l2(l.reshape(len(l), -1)) for l in layers) / len(layers)
+
+
+def kurtosis_score(layers: list[np.ndarray]) -> np.ndarray:
+    """Eq. 3: sum over layers of E[(w - mu)^4] / E[(w - mu)^2]^2 per model. Returns (n,).
+
+    Equals ``sum(scipy.stats.kurtosis(layer, axis=1, fisher=False))`` (tested).
+    """
+    total = 0.0
+    for l in layers:
+        w = np.asarray(l, dtype=np.float64).reshape(len(l), -1)
+        c = w - w.mean(axis=1, keepdims=True)
+        m2 = (c**2).mean(axis=1)
+        total = total + (c**4).mean(axis=1) / m2**2
+    return np.asarray(total)
+
+
+def cost_matrix(dist: np.ndarray, score: np.ndarray, generalization: bool | np.ndarray = False, c: float = 0.3) -> np.ndarray:
+    """Eq. 4-6. ``M[i, j]`` is the cost of the edge i -> j (i the parent of j).
+
+    K[i, j] = 1 if score[i] < score[j]; T = 1 for generalization edges (kurtosis rises from
+    parent to child), 0 for specialization (falls). An edge against the expected direction
+    costs lambda = c * mean(D) extra. The diagonal is infinite.
+    """
+    dist = np.asarray(dist, dtype=np.float64)
+    n = len(dist)
+    k = (score[:, None] < score[None, :]).astype(np.int8)
+    t = np.broadcast_to(np.asarray(generalization, dtype=np.int8), (n, n))
+    lam = c * dist.sum() / n**2
+    m = dist + lam * (k ^ t)
+    np.fill_diagonal(m, np.inf)
+    return m
+
+
+def recover_tree(dist: np.ndarray, score: np.ndarray, generalization: bool | np.ndarray = False, c: float = 0.3) -> np.ndarray:
+    """Parent array (-1 for the root) of the recovered Model Tree of one cluster."""
+    return min_spanning_arborescence(cost_matrix(dist, score, generalization, c))
+
+
+def cluster_models(dist: np.ndarray, n_clusters: int | None = None, method: str = "ward") -> np.ndarray:
+    """Labels 0..k-1 from hierarchical clustering of the distance matrix (n, n).
+
+    ``n_clusters=None`` chooses k at the largest gap between successive merge heights of the
+    dendrogram (one cluster if no gap stands out: largest gap below 2x the median step).
+    """
+    n = len(dist)
+    if n < 2:
+        return np.zeros(n, dtype=int)
+    z = linkage(squareform(np.asarray(dist, dtype=np.float64), checks=False), method=method)
+    if n_clusters is None:
+        heights = z[:, 2]
+        gaps = np.diff(heights)
+        if len(gaps) == 0 or gaps.max() <= 2 * max(np.median(np.diff(heights)), 1e-12):
+            n_clusters = 1
+        else:
+            n_clusters = n - 1 - int(np.argmax(gaps))
+    return fcluster(z, t=n_clusters, criterion="maxclust") - 1
+
+
+def edge_accuracy(parent_true: np.ndarray, parent_pred: np.ndarray) -> float:
+    """Fraction of true edges (non-root nodes) whose parent is recovered with the right direction."""
+    parent_true, parent_pred = np.asarray(parent_true), np.asarray(parent_pred)
+    mask = parent_true >= 0
+    return float((parent_pred[mask] == parent_true[mask]).mean()) if mask.any() else 1.0
