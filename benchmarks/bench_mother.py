@@ -58,6 +58,14 @@ def main() -> None:
     err = np.abs(got - ref).max() / ref.max()
     rows.append((f"l2 distances, {n} models x {d} weights", t_ref, t_ours, f"max rel. error {err:.1e}"))
 
+    dim, n_lora = (256, 6) if args.quick else (768, 8)
+    layer = [(rng.normal(size=(dim, r)), rng.normal(size=(r, dim))) for r in rng.choice([8, 16, 32, 64], n_lora)]
+    ref_r, t_ref = _timed(mother.lora_rank_distance_dense, [layer])
+    our_r, t_ours = _timed(mother.lora_rank_distance, [layer])
+    pairs = n_lora * (n_lora - 1) // 2
+    rows.append((f"LoRA rank distance, {pairs} pairs of {dim}x{dim}", t_ref, t_ours,
+                 "identical ranks" if np.array_equal(ref_r, our_r) else "RANKS DIFFER"))
+
     n_nx = 100 if args.quick else 250
     w = rng.random((n_nx, n_nx))
     ref_p, t_ref = _timed(_nx_mdst, w)

@@ -47,6 +47,57 @@ def ft_distance(layers: list[np.ndarray]) -> np.ndarray:
     return sum(pairwise_l2(l.reshape(len(l), -1)) for l in layers) / len(layers)
 
 
+LoraFactors = list[tuple[np.ndarray, np.ndarray]]  # per model: (B (d_out, r), A (r, d_in)); r may differ
+
+
+def _spectral_norm(b: np.ndarray, a: np.ndarray) -> float:
+    r1 = np.linalg.qr(b, mode="r")
+    r2 = np.linalg.qr(a.T, mode="r")
+    return float(np.linalg.norm(r1 @ r2.T, 2)) if r1.size and r2.size else 0.0
+
+
+def lora_rank_distance(layers: list[LoraFactors], rel_tol: float = 1e-4) -> np.ndarray:
+    """Eq. 2: max over layers of rank(B_u A_u - B_v A_v), from the factors. Returns (n, n) int.
+
+    ``layers[l][i]`` = (B, A) of model i at layer l, i.e. the model's weight is W0 + B @ A.
+    The difference is [B_u, -B_v] @ [A_u; A_v]; with QR of both stacked factors it has the
+    singular values of the small (r_u + r_v)^2 product R1 @ R2^T, so no d_out x d_in SVD is
+    needed. A singular value counts if it exceeds ``rel_tol`` times the larger of the two
+    models' own spectral norms (same rule as :func:`lora_rank_distance_dense`).
+    """
+    n = len(layers[0])
+    out = np.zeros((n, n), dtype=np.int64)
+    for factors in layers:
+        if len(factors) != n:
+            raise ValueError(f"every layer needs factors for all {n} models, got {len(factors)}")
+        f64 = [(np.asarray(b, np.float64), np.asarray(a, np.float64)) for b, a in factors]
+        norms = [_spectral_norm(b, a) for b, a in f64]
+        for i in range(n):
+            for j in range(i + 1, n):
+                (bi, ai), (bj, aj) = f64[i], f64[j]
+                r1 = np.linalg.qr(np.concatenate([bi, -bj], axis=1), mode="r")
+                r2 = np.linalg.qr(np.concatenate([ai, aj], axis=0).T, mode="r")
+                s = np.linalg.svd(r1 @ r2.T, compute_uv=False)
+                rank = int((s > rel_tol * max(norms[i], norms[j], 1e-30)).sum())
+                out[i, j] = out[j, i] = max(out[i, j], rank)
+    return out
+
+
+def lora_rank_distance_dense(layers: list[LoraFactors], rel_tol: float = 1e-4) -> np.ndarray:
+    """Reference for :func:`lora_rank_distance`: SVD of each full difference matrix (slow)."""
+    n = len(layers[0])
+    out = np.zeros((n, n), dtype=np.int64)
+    for factors in layers:
+        full = [np.asarray(b, np.float64) @ np.asarray(a, np.float64) for b, a in factors]
+        norms = [np.linalg.norm(w, 2) for w in full]
+        for i in range(n):
+            for j in range(i + 1, n):
+                s = np.linalg.svd(full[i] - full[j], compute_uv=False)
+                rank = int((s > rel_tol * max(norms[i], norms[j], 1e-30)).sum())
+                out[i, j] = out[j, i] = max(out[i, j], rank)
+    return out
+
+
 def kurtosis_score(layers: list[np.ndarray]) -> np.ndarray:
     """Eq. 3: sum over layers of E[(w - mu)^4] / E[(w - mu)^2]^2 per model. Returns (n,).
 

@@ -64,3 +64,15 @@ def test_recovers_a_simulated_tree_and_clusters_two_roots():
 
 def test_edge_accuracy():
     assert mother.edge_accuracy([-1, 0, 0, 1], [-1, 0, 1, 1]) == pytest.approx(2 / 3)
+
+
+def test_lora_rank_distance_from_factors_matches_full_svd():
+    rng = np.random.default_rng(3)
+    ranks = [2, 4, 4, 8]
+    layer = [(rng.normal(size=(40, r)), rng.normal(size=(r, 30))) for r in ranks]
+    layer.append(layer[1])  # an identical adapter: distance 0
+    other = [(rng.normal(size=(20, 1)), rng.normal(size=(1, 20))) for _ in ranks + [0]]
+    fast = mother.lora_rank_distance([layer, other])
+    np.testing.assert_array_equal(fast, mother.lora_rank_distance_dense([layer, other]))
+    assert fast[0, 1] == 6 and fast[2, 3] == 12 and fast[1, 4] == 2  # identical in layer 1; layer 2: two rank-1 adapters differ by rank 2
+    assert mother.lora_rank_distance([layer])[1, 4] == 0
