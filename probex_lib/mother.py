@@ -137,20 +137,21 @@ def recover_tree(dist: np.ndarray, score: np.ndarray, generalization: bool | np.
 def cluster_models(dist: np.ndarray, n_clusters: int | None = None, method: str = "ward") -> np.ndarray:
     """Labels 0..k-1 from hierarchical clustering of the distance matrix (n, n).
 
-    ``n_clusters=None`` chooses k at the largest gap between successive merge heights of the
-    dendrogram (one cluster if no gap stands out: largest gap below 2x the median step).
+    ``n_clusters=None`` cuts the dendrogram where one merge height jumps the most relative to
+    the previous one, if that jump is more than ``3x`` (unrelated roots are far apart compared
+    with fine-tunes of one root); otherwise everything is one tree.
     """
     n = len(dist)
     if n < 2:
         return np.zeros(n, dtype=int)
     z = linkage(squareform(np.asarray(dist, dtype=np.float64), checks=False), method=method)
     if n_clusters is None:
-        heights = z[:, 2]
-        gaps = np.diff(heights)
-        if len(gaps) == 0 or gaps.max() <= 2 * max(np.median(np.diff(heights)), 1e-12):
+        heights = np.maximum(z[:, 2], 1e-12)
+        ratios = heights[1:] / heights[:-1]
+        if len(ratios) == 0 or ratios.max() <= 3.0:
             n_clusters = 1
         else:
-            n_clusters = n - 1 - int(np.argmax(gaps))
+            n_clusters = n - 1 - int(np.argmax(ratios))
     return fcluster(z, t=n_clusters, criterion="maxclust") - 1
 
 
@@ -159,3 +160,11 @@ def edge_accuracy(parent_true: np.ndarray, parent_pred: np.ndarray) -> float:
     parent_true, parent_pred = np.asarray(parent_true), np.asarray(parent_pred)
     mask = parent_true >= 0
     return float((parent_pred[mask] == parent_true[mask]).mean()) if mask.any() else 1.0
+
+
+if __name__ == "__main__":
+    import sys
+
+    from .recover import main
+
+    sys.exit(main())

@@ -128,3 +128,43 @@ def grouped_bars(df: pd.DataFrame, group: str, hue: str, value: str, ax=None, ch
     ax.set_title(title)
     ax.legend()
     return ax
+
+
+def model_tree(names: Sequence[str], parent: Sequence[int], cluster: Sequence[int] | None = None, ax=None, title: str = ""):
+    """Draw a forest given by a parent array (-1 = root): roots on top, children below, one
+    colour per cluster. Leaves are spaced evenly; a parent sits above the middle of its children."""
+    parent = np.asarray(parent)
+    n = len(parent)
+    children: dict[int, list[int]] = {i: [] for i in range(n)}
+    for c, p in enumerate(parent):
+        if p >= 0:
+            children[int(p)].append(c)
+    pos: dict[int, tuple[float, float]] = {}
+    next_x = [0.0]
+
+    def place(v: int, depth: int) -> float:
+        if children[v]:
+            xs = [place(c, depth + 1) for c in children[v]]
+            x = (min(xs) + max(xs)) / 2
+        else:
+            x = next_x[0]
+            next_x[0] += 1
+        pos[v] = (x, -depth)
+        return x
+
+    for r in np.flatnonzero(parent < 0):
+        place(int(r), 0)
+        next_x[0] += 0.5
+    ax = ax or plt.subplots(figsize=(max(4.0, 0.35 * n), 3.2))[1]
+    for c, p in enumerate(parent):
+        if p >= 0:
+            (x0, y0), (x1, y1) = pos[int(p)], pos[c]
+            ax.annotate("", (x1, y1 + 0.08), (x0, y0 - 0.08), arrowprops={"arrowstyle": "->", "color": "0.4", "lw": 0.8})
+    cols = [PALETTE[int(cluster[i]) % len(PALETTE)] if cluster is not None else PALETTE[0] for i in range(n)]
+    ax.scatter([pos[i][0] for i in range(n)], [pos[i][1] for i in range(n)], c=cols, s=60, zorder=3)
+    if n <= 40:
+        for i in range(n):
+            ax.text(pos[i][0], pos[i][1] - 0.18, str(names[i]), ha="center", va="top", fontsize=6, rotation=30)
+    ax.set_axis_off()
+    ax.set_title(title)
+    return ax

@@ -1,0 +1,230 @@
+"""Recover the Model Graph of a folder of checkpoints: ``python -m probex_lib.mother <folder>``.
+
+Models found under the folder:
+
+* any ``*.safetensors`` checkpoint (a Hugging Face ``save_pretrained`` folder counts as one
+  model, its shards ``model-0000k-of-0000n.safetensors`` merged);
+* peft / diffusers LoRA adapters (``adapter_model.safetensors``, ``pytorch_lora_weights.safetensors``):
+  distances use the LoRA rank distance (Eq. 2) and the direction score the merged weights, so
+  adapters need their base checkpoint (``--base``).
+
+All models must share one architecture (same tensor names and shapes); otherwise the error
+lists the groups, and ``split_by_architecture=True`` recovers each group separately.
+Writes ``graph.json``, ``graph.graphml`` and ``tree.png``/``tree.pdf`` to the output folder.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import networkx as nx
+import numpy as np
+import torch
+
+from . import atomic, lora, mother, zoo
+
+_SHARD = re.compile(r"-\d{5}-of-\d{5}\.safetensors$")
+
+
+class RecoverError(ValueError):
+    """The folder cannot be recovered as asked; the message says which file or model and why."""
+
+
+@dataclass(frozen=True)
+class ModelGraph:
+    """Recovered graph: ``parent[i]`` is the index of model i's parent (-1 for a root)."""
+
+    model_ids: list[str]
+    cluster: np.ndarray
+    parent: np.ndarray
+    score: np.ndarray
+    distance: np.ndarray
+
+    def edges(self) -> list[tuple[str, str]]:
+        return [(self.model_ids[p], self.model_ids[c]) for c, p in enumerate(self.parent) if p >= 0]
+
+
+def find_models(folder: str | Path) -> dict[str, list[Path]]:
+    """{model_id: files}: one entry per checkpoint file, or per folder of shards."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise RecoverError(f"{folder}: not a folder")
+    models: dict[str, list[Path]] = {}
+    for p in sorted(folder.rglob("*.safetensors")):
+        rel = p.relative_to(folder)
+        if _SHARD.search(p.name) or p.name in ("model.safetensors", *lora.LORA_FILENAMES):
+            key = rel.parent.as_posix() if rel.parent.as_posix() != "." else p.stem
+        else:
+            key = rel.with_suffix("").as_posix()
+        models.setdefault(key, []).append(p)
+    if not models:
+        raise RecoverError(f"{folder}: no .safetensors checkpoints found (searched all sub-folders)")
+    return models
+
+
+def _is_adapter(files: list[Path]) -> bool:
+    return any(f.name in lora.LORA_FILENAMES for f in files)
+
+
+def _load_full(files: list[Path]) -> dict[str, torch.Tensor]:
+    state: dict[str, torch.Tensor] = {}
+    for f in files:
+        state.update(zoo.load_tensors(f))  # validates; NaN / Inf is an error naming the file
+    return state
+
+
+def _signature(state: dict[str, torch.Tensor]) -> tuple:
+    return tuple(sorted((k, tuple(v.shape)) for k, v in state.items()))
+
+
+def _matrices(state: dict[str, torch.Tensor], pattern: str | None) -> list[str]:
+    keys = [k for k, v in state.items() if v.ndim >= 2]
+    if pattern:
+        keys = [k for k in keys if re.search(pattern, k)]
+    return sorted(keys)
+
+
+def recover(folder: str | Path, n_trees: int | None = None, base: str | Path | None = None,
+            score_layers: str | None = None, generalization: bool = False, c: float = 0.3,
+            split_by_architecture: bool = False) -> list[ModelGraph]:
+    """Recover the Model Graph(s) of the checkpoints under ``folder``.
+
+    n_trees: number of Model Trees if known, else chosen from the dendrogram.
+    score_layers: regex of the layers whose kurtosis gives the direction (default: all 2-D+).
+    Returns one ModelGraph per architecture group (one unless ``split_by_architecture``).
+    """
+    found = find_models(folder)
+    adapters = {k for k, files in found.items() if _is_adapter(files)}
+    if adapters and len(adapters) != len(found):
+        raise RecoverError(f"{folder}: mixes LoRA adapters ({sorted(adapters)[:3]} ...) and full checkpoints; recover them separately")
+    if adapters and base is None:
+        raise RecoverError(f"{folder}: {sorted(adapters)[0]!r} is a LoRA adapter without its base; pass the base checkpoint (--base)")
+
+    states, factors = {}, {}
+    base_state = _load_full([Path(base)]) if base else None
+    for mid, files in found.items():
+        if mid in adapters:
+            factors[mid] = {k: (b.double(), a.double()) for k, (b, a) in lora.lora_layers(files[0]).items()}
+            states[mid] = _merge(base_state, factors[mid], files[0])
+        else:
+            states[mid] = _load_full(files)
+
+    groups: dict[tuple, list[str]] = defaultdict(list)
+    for mid, st in states.items():
+        groups[_signature(st)].append(mid)
+    if len(groups) > 1 and not split_by_architecture:
+        desc = "; ".join(f"{len(ids)} model(s) like {ids[0]!r}" for ids in groups.values())
+        raise RecoverError(f"{folder}: checkpoints of {len(groups)} different architectures ({desc}); "
+                           f"pass split_by_architecture=True (--split-by-architecture) to recover each group")
+    if len(groups) > 1:
+        print(f"splitting {len(states)} models into {len(groups)} architecture groups", file=sys.stderr)
+    return [_recover_group(ids, states, factors, n_trees, score_layers, generalization, c) for ids in groups.values()]
+
+
+def _merge(base_state, layers, path: Path) -> dict[str, torch.Tensor]:
+    merged = {k: v.clone() for k, v in base_state.items()}
+    for layer, (b, a) in layers.items():
+        key = next((k for k in (f"{layer}.weight", layer.removeprefix("base_model.model.") + ".weight") if k in merged), None)
+        if key is None:
+            raise RecoverError(f"{path}: adapter layer {layer!r} has no matching weight in the base checkpoint")
+        if tuple(merged[key].shape) != (b.shape[0], a.shape[1]):
+            raise RecoverError(f"{path}: adapter layer {layer!r} is {b.shape[0]}x{a.shape[1]}, base weight {key!r} is {tuple(merged[key].shape)}")
+        merged[key] = merged[key] + (b @ a).to(merged[key].dtype)
+    return merged
+
+
+def _recover_group(ids, states, factors, n_trees, score_layers, generalization, c) -> ModelGraph:
+    if len(ids) < 2:
+        raise RecoverError(f"only one model ({ids[0]!r}): a Model Graph needs at least two")
+    ids = sorted(ids)
+    first = states[ids[0]]
+    keys = _matrices(first, None)
+    if ids[0] in factors:
+        dist = mother.lora_rank_distance([[(factors[m][k][0].numpy(), factors[m][k][1].numpy()) for m in ids]
+                                          for k in sorted(factors[ids[0]])]).astype(np.float64)
+    else:
+        dist = mother.ft_distance([torch.stack([states[m][k].float() for m in ids]).reshape(len(ids), -1).numpy() for k in keys])
+    score_keys = _matrices(first, score_layers)
+    if not score_keys:
+        raise RecoverError(f"no layer matches score_layers={score_layers!r}; 2-D layers include {keys[:5]}")
+    score = mother.kurtosis_score([torch.stack([states[m][k].double() for m in ids]).numpy() for k in score_keys])
+    labels = mother.cluster_models(dist, n_trees)
+    parent = np.full(len(ids), -1)
+    for lab in np.unique(labels):
+        idx = np.flatnonzero(labels == lab)
+        if len(idx) > 1:
+            sub = mother.recover_tree(dist[np.ix_(idx, idx)], score[idx], generalization, c)
+            parent[idx] = np.where(sub >= 0, idx[np.maximum(sub, 0)], -1)
+    return ModelGraph(ids, labels, parent, score, dist)
+
+
+def graph_to_networkx(g: ModelGraph) -> nx.DiGraph:
+    nxg = nx.DiGraph()
+    for i, m in enumerate(g.model_ids):
+        nxg.add_node(m, cluster=int(g.cluster[i]), kurtosis=float(g.score[i]))
+    for c, p in enumerate(g.parent):
+        if p >= 0:
+            nxg.add_edge(g.model_ids[p], g.model_ids[c], distance=float(g.distance[p, c]))
+    return nxg
+
+
+def save_graph(g: ModelGraph, out_dir: str | Path) -> list[Path]:
+    """graph.json, graph.graphml and tree.png/pdf in ``out_dir`` (atomic writes)."""
+    from . import plotting
+
+    out_dir = Path(out_dir)
+    nxg = graph_to_networkx(g)
+    payload = {"nodes": [{"id": n, **d} for n, d in nxg.nodes(data=True)],
+               "edges": [{"parent": u, "child": v, **d} for u, v, d in nxg.edges(data=True)]}
+    written = [atomic.write_json(out_dir / "graph.json", payload)]
+    with atomic.atomic_path(out_dir / "graph.graphml") as tmp:
+        nx.write_graphml(nxg, tmp)
+    written.append(out_dir / "graph.graphml")
+    plotting.use_style()
+    ax = plotting.model_tree(g.model_ids, g.parent, g.cluster)
+    written += plotting.save_figure(ax.figure, "tree", out_dir)
+    return written
+
+
+def score_against_truth(g: ModelGraph, truth_file: str | Path) -> float:
+    """Edge accuracy against a JSON file {model_id: parent_id or null}; unknown ids are errors."""
+    truth = json.loads(Path(truth_file).read_text())
+    unknown = sorted(set(truth) - set(g.model_ids)) + sorted({p for p in truth.values() if p} - set(g.model_ids))
+    if unknown:
+        raise RecoverError(f"{truth_file}: names models not in the folder: {unknown[:5]}")
+    index = {m: i for i, m in enumerate(g.model_ids)}
+    true_parent = np.array([index[truth[m]] if truth.get(m) else -1 for m in g.model_ids])
+    return mother.edge_accuracy(true_parent, g.parent)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m probex_lib.mother", description="Recover the Model Graph of a folder of checkpoints (MoTHer).")
+    ap.add_argument("folder")
+    ap.add_argument("--out", default=None, help="output folder (default: <folder>/mother)")
+    ap.add_argument("--n-trees", type=int, default=None, help="number of Model Trees, if known")
+    ap.add_argument("--base", default=None, help="base checkpoint of LoRA adapters")
+    ap.add_argument("--score-layers", default=None, help="regex of layers for the kurtosis direction score")
+    ap.add_argument("--generalization", action="store_true", help="edges are generalisation (continued pre-training)")
+    ap.add_argument("--split-by-architecture", action="store_true")
+    ap.add_argument("--truth", default=None, help="JSON {model_id: parent_id or null} to score the recovery")
+    args = ap.parse_args(argv)
+    try:
+        graphs = recover(args.folder, args.n_trees, args.base, args.score_layers, args.generalization,
+                         split_by_architecture=args.split_by_architecture)
+        for i, g in enumerate(graphs):
+            out = Path(args.out or Path(args.folder) / "mother") / (f"group{i}" if len(graphs) > 1 else "")
+            save_graph(g, out)
+            print(f"{len(g.model_ids)} models, {len(set(g.cluster))} tree(s); wrote {out}/graph.json, graph.graphml, tree.png")
+            for parent, child in g.edges():
+                print(f"  {parent} -> {child}")
+            if args.truth:
+                print(f"edge accuracy vs {args.truth}: {score_against_truth(g, args.truth):.3f}")
+    except (RecoverError, zoo.ZooError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
