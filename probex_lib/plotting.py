@@ -164,7 +164,7 @@ def model_tree(names: Sequence[str], parent: Sequence[int], cluster: Sequence[in
     ax.scatter([pos[i][0] for i in range(n)], [pos[i][1] for i in range(n)], c=cols, s=60, zorder=3)
     if n <= 40:
         for i in range(n):
-            ax.text(pos[i][0], pos[i][1] - 0.18, str(names[i]), ha="center", va="top", fontsize=6, rotation=30)
+            ax.text(pos[i][0] + 0.12, pos[i][1] + 0.05, str(names[i]), ha="left", va="bottom", fontsize=6)
     ax.set_axis_off()
     ax.set_title(title)
     return ax
