@@ -78,8 +78,9 @@ def bar_compare(labels: Sequence[str], values: Sequence[float], ax=None, chance:
     ax = ax or plt.subplots()[1]
     x = np.arange(len(labels))
     ax.bar(x, values, yerr=errors, color=[PALETTE[i % len(PALETTE)] for i in range(len(labels))], capsize=3)
-    for xi, v in zip(x, values):
-        ax.text(xi, v + 0.01, f"{v:.3f}", ha="center", va="bottom", fontsize=8)
+    tops = np.asarray(values, dtype=float) + (np.asarray(errors, dtype=float) if errors is not None else 0.0)
+    for xi, v, top in zip(x, values, tops):
+        ax.text(xi + 0.05, top + 0.004, f"{v:.3f}", ha="left", va="bottom", fontsize=8)
     if chance is not None:
         ax.axhline(chance, color="k", ls="--", lw=0.8, label="chance")
         ax.legend(loc="lower right")

@@ -165,3 +165,13 @@ def test_multi_hot():
     np.testing.assert_array_equal(y, [[0, 1, 0], [1, 0, 1]])
     with pytest.raises(zoo.ZooError, match="class 'd' is not among"):
         zoo.multi_hot([["d"]], ["a"])
+
+
+def test_written_files_get_ordinary_permissions(tmp_path):
+    import os
+    import stat
+
+    p = zoo.save_model(tmp_path / "m.safetensors", _model(), {})
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(p.stat().st_mode) == 0o666 & ~mask
