@@ -1,10 +1,12 @@
 """Minimum directed spanning tree (minimum spanning arborescence) of a dense graph.
 
-Chu-Liu/Edmonds, with every step of one round done on whole arrays: each node takes its
-cheapest incoming edge; all cycles of that choice are found (one pass over the parent
-array) and contracted at once; the contracted graph is solved recursively and expanded. A
-round costs O(n^2) array work and contracts every cycle, so dense distance-like graphs need
-few rounds (networkx's pure-Python Edmonds took 56 s at 250 nodes; see benchmarks/).
+Edmonds' algorithm in its O(n^2) form for dense graphs (Tarjan's): follow cheapest incoming
+edges from node to node along a path; when the path closes a cycle, contract the cycle in
+place (its row and column slots are reused, so memory stays n x n) and continue from the new
+node; when the path reaches the finished part of the tree, everything on it is finished.
+Contractions are then undone top-down: the edge that enters a contracted cycle replaces the
+cycle's own edge into that node. networkx's pure-Python version took 56 s at 250 nodes;
+see benchmarks/bench_mother.py for ours.
 
 Convention: ``w[i, j]`` is the cost of the edge i -> j (i the parent of j); ``inf`` means no
 edge. The result is a parent array: ``parent[j]`` = i, and ``parent[root] = -1``.
@@ -18,75 +20,91 @@ class NoArborescence(ValueError):
     """Some node cannot be reached from the root through finite edges."""
 
 
-def _find_cycles(parent: np.ndarray) -> list[np.ndarray]:
-    """Cycles of the functional graph j -> parent[j] (parent -1 ends a path). O(n) Python."""
-    n = len(parent)
-    state = np.zeros(n, dtype=np.int8)  # 0 unseen, 1 on the current walk, 2 done
-    cycles = []
-    for start in range(n):
-        if state[start]:
-            continue
-        path = []
-        v = start
-        while v != -1 and state[v] == 0:
-            state[v] = 1
-            path.append(v)
-            v = parent[v]
-        if v != -1 and state[v] == 1:  # closed a cycle on this walk
-            cycle = path[path.index(v):]
-            cycles.append(np.array(cycle))
-        for u in path:
-            state[u] = 2
-    return cycles
-
-
 def _solve(w: np.ndarray, root: int) -> np.ndarray:
     n = len(w)
-    w = w.copy()
-    w[:, root] = np.inf
-    np.fill_diagonal(w, np.inf)
-    parent = np.argmin(w, axis=0)
-    best = w[parent, np.arange(n)]
-    parent[root] = -1
-    unreachable = np.flatnonzero(~np.isfinite(best))
-    unreachable = unreachable[unreachable != root]
-    if unreachable.size:
-        raise NoArborescence(f"node(s) {unreachable[:10].tolist()} have no finite incoming edge")
-    cycles = _find_cycles(parent)
-    if not cycles:
-        return parent
+    inc = np.array(w.T, dtype=np.float64)  # inc[v, u] = cost of u -> v: incoming costs are rows
+    inc[root, :] = np.inf
+    np.fill_diagonal(inc, np.inf)
+    src = np.tile(np.arange(n, dtype=np.int32), (n, 1))  # original u of the edge stored at inc[v, u]
+    dst = np.tile(np.arange(n, dtype=np.int32)[:, None], (1, n))  # original v of that edge
 
-    # contract: cycle c becomes node c; the other nodes follow in order
-    comp = np.full(n, -1)
-    for c, cyc in enumerate(cycles):
-        comp[cyc] = c
-    rest = np.flatnonzero(comp < 0)
-    comp[rest] = len(cycles) + np.arange(rest.size)
-    m = len(cycles) + rest.size
+    node_at = np.arange(n)  # id of the (super)node living in each slot; contractions get ids n, n+1, ...
+    done = np.zeros(n, dtype=bool)
+    done[root] = True
+    alive = np.ones(n, dtype=bool)
+    chosen: dict[int, tuple[int, int]] = {}  # node id -> original (u, v) of its cheapest incoming edge
+    in_cost = np.zeros(n)  # current cost of that edge, per slot
+    members: dict[int, list[int]] = {}  # supernode id -> member node ids
+    container: dict[int, int] = {}  # node id -> id of the supernode it was contracted into
+    next_id = n
 
-    in_cycle = comp < len(cycles)
-    adj = w.copy()
-    adj[:, in_cycle] -= best[in_cycle]  # entering a cycle replaces the cycle's edge into that node
-    order = np.argsort(comp, kind="stable")
-    starts = np.searchsorted(comp[order], np.arange(m))
-    blocked = adj[order][:, order]
-    small = np.minimum.reduceat(np.minimum.reduceat(blocked, starts, axis=0), starts, axis=1)
-    np.fill_diagonal(small, np.inf)
-    small_parent = _solve(small, int(comp[root]))
-
-    # expand: each contracted node b entered from a; find the original edge achieving small[a, b]
-    members = [order[starts[b]:(starts[b + 1] if b + 1 < m else n)] for b in range(m)]
-    out = parent.copy()
-    for b in range(m):
-        a = small_parent[b]
-        if a < 0:
+    for start in range(n):
+        if done[start] or not alive[start]:
             continue
-        rows, cols = members[a], members[b]
-        block = adj[np.ix_(rows, cols)]
-        i, j = np.unravel_index(np.argmin(block), block.shape)
-        out[cols[j]] = rows[i]  # within a cycle, the other nodes keep their cycle parents
-    out[root] = -1
-    return out
+        path, on_path = [start], {start}
+        while True:
+            v = path[-1]
+            u = int(np.argmin(inc[v]))
+            cost = inc[v, u]
+            if not np.isfinite(cost):
+                raise NoArborescence(f"node(s) {[int(node_at[v])]} have no finite incoming edge")
+            chosen[int(node_at[v])] = (int(src[v, u]), int(dst[v, u]))
+            in_cost[v] = cost
+            if done[u]:
+                done[path] = True
+                break
+            if u not in on_path:
+                path.append(u)
+                on_path.add(u)
+                continue
+            # the path closed a cycle: contract path[k:] into slot s
+            k = path.index(u)
+            cyc = np.array(path[k:])
+            s = int(cyc[0])
+            rows = inc[cyc] - in_cost[cyc][:, None]  # entering the cycle at m replaces m's cycle edge
+            best = np.argmin(rows, axis=0)
+            cols = np.arange(n)
+            new_in, new_src, new_dst = rows[best, cols], src[cyc][best, cols], dst[cyc][best, cols]
+            outs = inc[:, cyc]
+            best_out = np.argmin(outs, axis=1)
+            new_out = outs[cols, best_out]
+            out_src, out_dst = src[:, cyc][cols, best_out], dst[:, cyc][cols, best_out]
+
+            sid = next_id
+            next_id += 1
+            members[sid] = [int(node_at[m]) for m in cyc]
+            for m in cyc:
+                container[int(node_at[m])] = sid
+            inc[s], src[s], dst[s] = new_in, new_src, new_dst
+            inc[:, s], src[:, s], dst[:, s] = new_out, out_src, out_dst
+            dead = cyc[1:]
+            inc[dead, :] = np.inf
+            inc[:, dead] = np.inf
+            inc[s, cyc] = np.inf
+            inc[cyc, s] = np.inf
+            alive[dead] = False
+            node_at[s] = sid
+            for m in cyc:
+                on_path.discard(int(m))
+            path = path[:k] + [s]
+            on_path.add(s)
+
+    # expand contracted cycles, newest first: the edge entering a supernode goes to the member
+    # that contains its head; every other member keeps its own cycle edge
+    assigned = {int(node_at[s]): chosen[int(node_at[s])] for s in np.flatnonzero(alive) if s != root}
+    for sid in range(next_id - 1, n - 1, -1):
+        edge = assigned.pop(sid)
+        head = edge[1]
+        inner = head
+        while container[inner] != sid:
+            inner = container[inner]
+        for m in members[sid]:
+            assigned[m] = edge if m == inner else chosen[m]
+    parent = np.full(n, -1)
+    for v, (u, head) in assigned.items():
+        parent[head] = u
+    parent[root] = -1
+    return parent
 
 
 def min_spanning_arborescence(w: np.ndarray, root: int | None = None) -> np.ndarray:

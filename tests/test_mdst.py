@@ -68,3 +68,15 @@ def test_unreachable_node_and_bad_shapes_are_errors():
         min_spanning_arborescence(w, root=0)
     with pytest.raises(ValueError, match="square"):
         min_spanning_arborescence(np.zeros((2, 3)))
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_matches_networkx_on_distance_like_graphs_with_nested_cycles(seed):
+    from probex_lib import mother
+
+    rng = np.random.default_rng(500 + seed)
+    n = 70
+    pts = rng.normal(size=(n, 8)) + np.repeat(rng.normal(size=(7, 8)) * 4, 10, axis=0)  # 7 clumps
+    w = mother.cost_matrix(mother.pairwise_l2(pts), rng.random(n))
+    ours = min_spanning_arborescence(w)
+    np.testing.assert_array_equal(ours, _networkx(np.where(np.isfinite(w), w, 0)))
