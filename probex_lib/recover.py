@@ -71,22 +71,25 @@ def _is_adapter(files: list[Path]) -> bool:
     return any(f.name in lora.LORA_FILENAMES for f in files)
 
 
-def _load_full(files: list[Path]) -> dict[str, torch.Tensor]:
-    state: dict[str, torch.Tensor] = {}
+def _index(files: list[Path]) -> dict[str, tuple[Path, tuple[int, ...]]]:
+    """{tensor name: (file holding it, shape)} from validated headers only (no tensor is read)."""
+    index: dict[str, tuple[Path, tuple[int, ...]]] = {}
     for f in files:
-        state.update(zoo.load_tensors(f))  # validates; NaN / Inf is an error naming the file
-    return state
+        header, _ = zoo.read_header(f)
+        index.update({k: (f, tuple(info["shape"])) for k, info in header.items()})
+    return index
 
 
-def _signature(state: dict[str, torch.Tensor]) -> tuple:
-    return tuple(sorted((k, tuple(v.shape)) for k, v in state.items()))
-
-
-def _matrices(state: dict[str, torch.Tensor], pattern: str | None) -> list[str]:
-    keys = [k for k, v in state.items() if v.ndim >= 2]
-    if pattern:
-        keys = [k for k in keys if re.search(pattern, k)]
-    return sorted(keys)
+def _adapter_index(path: Path, base: dict[str, tuple[Path, tuple[int, ...]]]) -> dict[str, tuple[Path, tuple[int, ...]]]:
+    """Map each adapted layer to the base weight it updates (checking shapes); others come from the base."""
+    index = dict(base)
+    for layer, (b, a) in lora.lora_layers(path).items():
+        key = next((k for k in (f"{layer}.weight", layer.removeprefix("base_model.model.") + ".weight") if k in base), None)
+        if key is None:
+            raise RecoverError(f"{path}: adapter layer {layer!r} has no matching weight in the base checkpoint")
+        if base[key][1] != (b.shape[0], a.shape[1]):
+            raise RecoverError(f"{path}: adapter layer {layer!r} is {b.shape[0]}x{a.shape[1]}, base weight {key!r} is {base[key][1]}")
+    return index
 
 
 def recover(folder: str | Path, n_trees: int | None = None, base: str | Path | None = None,
@@ -97,6 +100,7 @@ def recover(folder: str | Path, n_trees: int | None = None, base: str | Path | N
     n_trees: number of Model Trees if known, else chosen from the dendrogram.
     score_layers: regex of the layers whose kurtosis gives the direction (default: all 2-D+).
     Returns one ModelGraph per architecture group (one unless ``split_by_architecture``).
+    Memory: one layer of all models at a time, never whole checkpoints.
     """
     found = find_models(folder)
     adapters = {k for k, files in found.items() if _is_adapter(files)}
@@ -104,55 +108,62 @@ def recover(folder: str | Path, n_trees: int | None = None, base: str | Path | N
         raise RecoverError(f"{folder}: mixes LoRA adapters ({sorted(adapters)[:3]} ...) and full checkpoints; recover them separately")
     if adapters and base is None:
         raise RecoverError(f"{folder}: {sorted(adapters)[0]!r} is a LoRA adapter without its base; pass the base checkpoint (--base)")
-
-    states, factors = {}, {}
-    base_state = _load_full([Path(base)]) if base else None
-    for mid, files in found.items():
-        if mid in adapters:
-            factors[mid] = {k: (b.double(), a.double()) for k, (b, a) in lora.lora_layers(files[0]).items()}
-            states[mid] = _merge(base_state, factors[mid], files[0])
-        else:
-            states[mid] = _load_full(files)
+    base_index = _index([Path(base)]) if base else {}
+    indexes = {mid: _adapter_index(files[0], base_index) if mid in adapters else _index(files) for mid, files in found.items()}
 
     groups: dict[tuple, list[str]] = defaultdict(list)
-    for mid, st in states.items():
-        groups[_signature(st)].append(mid)
+    for mid, index in indexes.items():
+        groups[tuple(sorted((k, shape) for k, (_, shape) in index.items()))].append(mid)
     if len(groups) > 1 and not split_by_architecture:
         desc = "; ".join(f"{len(ids)} model(s) like {ids[0]!r}" for ids in groups.values())
         raise RecoverError(f"{folder}: checkpoints of {len(groups)} different architectures ({desc}); "
                            f"pass split_by_architecture=True (--split-by-architecture) to recover each group")
     if len(groups) > 1:
-        print(f"splitting {len(states)} models into {len(groups)} architecture groups", file=sys.stderr)
-    return [_recover_group(ids, states, factors, n_trees, score_layers, generalization, c) for ids in groups.values()]
+        print(f"splitting {len(indexes)} models into {len(groups)} architecture groups", file=sys.stderr)
+    loader = _Loader(found, adapters, base)
+    return [_recover_group(sorted(ids), indexes, loader, n_trees, score_layers, generalization, c) for ids in groups.values()]
 
 
-def _merge(base_state, layers, path: Path) -> dict[str, torch.Tensor]:
-    merged = {k: v.clone() for k, v in base_state.items()}
-    for layer, (b, a) in layers.items():
-        key = next((k for k in (f"{layer}.weight", layer.removeprefix("base_model.model.") + ".weight") if k in merged), None)
-        if key is None:
-            raise RecoverError(f"{path}: adapter layer {layer!r} has no matching weight in the base checkpoint")
-        if tuple(merged[key].shape) != (b.shape[0], a.shape[1]):
-            raise RecoverError(f"{path}: adapter layer {layer!r} is {b.shape[0]}x{a.shape[1]}, base weight {key!r} is {tuple(merged[key].shape)}")
-        merged[key] = merged[key] + (b @ a).to(merged[key].dtype)
-    return merged
+class _Loader:
+    """Loads one layer of one model: from its checkpoint, or base weight + B @ A for adapters."""
+
+    def __init__(self, found: dict[str, list[Path]], adapters: set[str], base: str | Path | None):
+        self.found, self.adapters, self.base = found, adapters, base
+        self._factors: dict[str, dict] = {}
+
+    def factors(self, mid: str) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        if mid not in self._factors:
+            self._factors[mid] = lora.lora_layers(self.found[mid][0])
+        return self._factors[mid]
+
+    def layer(self, mid: str, key: str, index: dict[str, tuple[Path, tuple[int, ...]]]) -> torch.Tensor:
+        t = zoo.load_tensors(index[key][0], [key])[key].double()
+        if mid in self.adapters:
+            for layer, (b, a) in self.factors(mid).items():
+                if key in (f"{layer}.weight", layer.removeprefix("base_model.model.") + ".weight"):
+                    t = t + b.double() @ a.double()
+        return t
 
 
-def _recover_group(ids, states, factors, n_trees, score_layers, generalization, c) -> ModelGraph:
+def _recover_group(ids, indexes, loader: _Loader, n_trees, score_layers, generalization, c) -> ModelGraph:
     if len(ids) < 2:
         raise RecoverError(f"only one model ({ids[0]!r}): a Model Graph needs at least two")
-    ids = sorted(ids)
-    first = states[ids[0]]
-    keys = _matrices(first, None)
-    if ids[0] in factors:
-        dist = mother.lora_rank_distance([[(factors[m][k][0].numpy(), factors[m][k][1].numpy()) for m in ids]
-                                          for k in sorted(factors[ids[0]])]).astype(np.float64)
-    else:
-        dist = mother.ft_distance([torch.stack([states[m][k].float() for m in ids]).reshape(len(ids), -1).numpy() for k in keys])
-    score_keys = _matrices(first, score_layers)
+    first = indexes[ids[0]]
+    keys = sorted(k for k, (_, shape) in first.items() if len(shape) >= 2)
+    score_keys = [k for k in keys if not score_layers or re.search(score_layers, k)]
     if not score_keys:
         raise RecoverError(f"no layer matches score_layers={score_layers!r}; 2-D layers include {keys[:5]}")
-    score = mother.kurtosis_score([torch.stack([states[m][k].double() for m in ids]).numpy() for k in score_keys])
+    dist = np.zeros((len(ids), len(ids)))
+    score = np.zeros(len(ids))
+    for k in keys:  # one layer of every model in memory at a time
+        stack = torch.stack([loader.layer(m, k, indexes[m]) for m in ids]).reshape(len(ids), -1).numpy()
+        if ids[0] not in loader.adapters:
+            dist += mother.pairwise_l2(stack) / len(keys)
+        if k in score_keys:
+            score += mother.kurtosis_score([stack])
+    if ids[0] in loader.adapters:
+        layers = sorted(loader.factors(ids[0]))
+        dist = mother.lora_rank_distance([[tuple(t.numpy() for t in loader.factors(m)[l]) for m in ids] for l in layers]).astype(np.float64)
     labels = mother.cluster_models(dist, n_trees)
     parent = np.full(len(ids), -1)
     for lab in np.unique(labels):

@@ -80,11 +80,14 @@ def test_bad_folders_are_clear_errors(tmp_path):
     save_file({"l1.weight": torch.randn(5, 4)}, str(tmp_path / "two.safetensors"))
     with pytest.raises(recover.RecoverError, match="2 different architectures.*split_by_architecture"):
         recover.recover(tmp_path)
+    nan_dir = tmp_path / "nan"
+    nan_dir.mkdir()
     bad = torch.randn(4, 4)
     bad[0, 0] = float("inf")
-    save_file({"l1.weight": bad}, str(tmp_path / "three.safetensors"))
+    save_file({"l1.weight": torch.randn(4, 4)}, str(nan_dir / "fine.safetensors"))
+    save_file({"l1.weight": bad}, str(nan_dir / "three.safetensors"))
     with pytest.raises(Exception, match=r"three\.safetensors: tensor 'l1.weight' contains NaN or Inf"):
-        recover.recover(tmp_path)
+        recover.recover(nan_dir)
 
 
 def test_lora_adapters_need_their_base_and_then_recover(tmp_path):
@@ -102,3 +105,17 @@ def test_lora_adapters_need_their_base_and_then_recover(tmp_path):
     (graph,) = recover.recover(ads, base=tmp_path / "base.safetensors", n_trees=1)
     assert graph.distance[0, 1] == 6 and graph.distance[1, 2] == 12  # rank of the difference of two adapters
     assert (graph.parent == -1).sum() == 1
+
+
+def test_adapter_that_does_not_fit_its_base_is_named(tmp_path):
+    save_file({"q.weight": torch.zeros(8, 8)}, str(tmp_path / "base.safetensors"))
+    for i in range(2):
+        d = tmp_path / "ads" / f"m{i}"
+        d.mkdir(parents=True)
+        save_file({"base_model.model.q.lora_A.weight": torch.randn(2, 8), "base_model.model.q.lora_B.weight": torch.randn(9, 2)},
+                  str(d / "adapter_model.safetensors"))
+    with pytest.raises(recover.RecoverError, match=r"m0/adapter_model\.safetensors: adapter layer 'base_model.model.q' is 9x8, base weight 'q.weight' is \(8, 8\)"):
+        recover.recover(tmp_path / "ads", base=tmp_path / "base.safetensors")
+    save_file({"k.weight": torch.zeros(8, 8)}, str(tmp_path / "other.safetensors"))
+    with pytest.raises(recover.RecoverError, match="has no matching weight in the base checkpoint"):
+        recover.recover(tmp_path / "ads", base=tmp_path / "other.safetensors")
