@@ -1,0 +1,151 @@
+"""Hugging Face vision models for Model-J's discriminative trees (ViT, MAE, ResNet).
+
+* :func:`build` makes a model of the same transformers classes as the paper's checkpoints
+  (``ViTForImageClassification``, ``ViTMAEForPreTraining``, ``ResNetForImageClassification``)
+  from a small config: what the ``default`` profile pre-trains inside the kit.
+* :func:`load_pretrained` is the ``paper`` path: ``from_pretrained`` of a hub name or local
+  folder (google/vit-base-patch16-224, facebook/dino-vitb16, facebook/vit-mae-base,
+  microsoft/resnet-101), with a new head. Tested with tiny configs saved to a local folder.
+* :func:`train_vision` is a zoo ``train_fn``: pre-train a root (classification or MAE
+  reconstruction) or fine-tune a classifier from a root checkpoint, deterministically.
+
+Shapes: images enter as (batch, 3, 32, 32) floats, as in :mod:`probex_lib.train`.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import train, zoo
+
+KINDS = ("vit", "mae", "resnet")
+
+
+def _vit_kwargs(size: dict) -> dict:
+    return dict(image_size=size.get("image_size", 32), patch_size=size["patch_size"], hidden_size=size["hidden_size"],
+                num_hidden_layers=size["layers"], num_attention_heads=size["heads"], intermediate_size=size["mlp"])
+
+
+def build(kind: str, n_classes: int, size: dict) -> nn.Module:
+    """A randomly initialised model of ``kind`` ("vit", "mae" for pre-training, "resnet")."""
+    from transformers import (ResNetConfig, ResNetForImageClassification, ViTConfig, ViTForImageClassification,
+                              ViTMAEConfig, ViTMAEForPreTraining)
+
+    if kind == "vit":
+        return ViTForImageClassification(ViTConfig(**_vit_kwargs(size), num_labels=n_classes))
+    if kind == "mae":
+        return ViTMAEForPreTraining(ViTMAEConfig(
+            **_vit_kwargs(size), decoder_hidden_size=size.get("decoder_hidden", 32),
+            decoder_num_hidden_layers=size.get("decoder_layers", 1), decoder_num_attention_heads=size["heads"],
+            decoder_intermediate_size=size.get("decoder_mlp", 64), mask_ratio=size.get("mask_ratio", 0.75)))
+    if kind == "resnet":
+        return ResNetForImageClassification(ResNetConfig(
+            embedding_size=size["embedding"], hidden_sizes=list(size["hidden_sizes"]), depths=list(size["depths"]),
+            num_labels=n_classes, downsample_in_first_stage=False))
+    raise ValueError(f"unknown model kind {kind!r}; valid kinds: {list(KINDS)}")
+
+
+def classifier_for(kind: str, n_classes: int, size: dict) -> nn.Module:
+    """The classifier fine-tuned from a root of ``kind`` (an MAE root gives a ViT classifier)."""
+    return build("vit" if kind == "mae" else kind, n_classes, size)
+
+
+def load_pretrained(name_or_path: str, kind: str, n_classes: int) -> nn.Module:
+    """``from_pretrained`` with a fresh ``n_classes`` head (MAE: its encoder in a ViT classifier)."""
+    from transformers import ResNetForImageClassification, ViTConfig, ViTForImageClassification, ViTMAEModel
+
+    if kind == "vit":
+        return ViTForImageClassification.from_pretrained(name_or_path, num_labels=n_classes, ignore_mismatched_sizes=True)
+    if kind == "resnet":
+        return ResNetForImageClassification.from_pretrained(name_or_path, num_labels=n_classes, ignore_mismatched_sizes=True)
+    if kind == "mae":
+        enc = ViTMAEModel.from_pretrained(name_or_path, mask_ratio=0.0)
+        cfg = ViTConfig(**{k: getattr(enc.config, k) for k in ("image_size", "patch_size", "hidden_size", "num_hidden_layers",
+                                                                 "num_attention_heads", "intermediate_size")}, num_labels=n_classes)
+        clf = ViTForImageClassification(cfg)
+        _load_encoder(clf, {f"vit.{k}": v for k, v in enc.state_dict().items()}, name_or_path)
+        return clf
+    raise ValueError(f"unknown model kind {kind!r}; valid kinds: {list(KINDS)}")
+
+
+def _load_encoder(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """Load every backbone tensor of ``state`` into ``model`` (the head stays new); checks coverage."""
+    own = model.state_dict()
+    backbone = [k for k in own if not k.startswith("classifier.")]
+    missing = [k for k in backbone if k not in state]
+    if missing:
+        raise zoo.ZooError(f"{source}: cannot initialise {type(model).__name__} from it; missing {missing[:4]} ({len(missing)} tensors)")
+    for k in backbone:
+        if tuple(state[k].shape) != tuple(own[k].shape):
+            raise zoo.ZooError(f"{source}: layer {k!r} has shape {tuple(state[k].shape)}, the model expects {tuple(own[k].shape)}")
+    model.load_state_dict({**own, **{k: state[k] for k in backbone}})
+
+
+def _logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    return model(pixel_values=x).logits
+
+
+def train_vision(p: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Pre-train (``p["objective"]`` = "classify" or "mae") or fine-tune (``p["init"]`` a root file).
+
+    Keys: kind, size, classes, data, images_per_class, epochs, lr, batch_size, weight_decay,
+    seed, init, objective, flip. Returns (state dict, metadata with test_accuracy or mae_loss).
+    """
+    torch.manual_seed(int(p["seed"]))
+    g = torch.Generator().manual_seed(int(p["seed"]))
+    classes = np.asarray(p["classes"], dtype=np.int64)
+    d = p["data"]
+    tr = train._cached_images(d["source"], "train", d["n_train"], d["seed"])
+    te = train._cached_images(d["source"], "test", d["n_test"], d["seed"])
+    rng = np.random.default_rng(int(p["seed"]))
+    idx = np.concatenate([rng.choice(np.flatnonzero(tr.labels == c), size=p["images_per_class"], replace=False) for c in classes])
+    local = {int(c): i for i, c in enumerate(classes)}
+    x = train.to_input(tr.images[idx]).contiguous()
+    y = torch.tensor([local[int(c)] for c in tr.labels[idx]])
+
+    mae = p["objective"] == "mae"
+    model = build("mae", 0, p["size"]) if mae else classifier_for(p["kind"], len(classes), p["size"])
+    if p["init"] != "random":
+        _load_encoder(model, zoo.load_tensors(p["init"]), p["init"])
+    opt = torch.optim.AdamW(model.parameters(), lr=p["lr"], weight_decay=p["weight_decay"])
+    bs = p["batch_size"]
+    steps = max(1, len(y) // bs) * p["epochs"]
+    model.train()
+    step, loss = 0, torch.tensor(float("nan"))
+    while step < steps:
+        perm = torch.randperm(len(y), generator=g)
+        for b in range(max(1, len(y) // bs)):
+            if step >= steps:
+                break
+            sel = perm[b * bs:(b + 1) * bs]
+            xb = x[sel]
+            if p.get("flip", True):
+                flip = torch.rand(len(sel), generator=g) < 0.5
+                xb = torch.where(flip[:, None, None, None], xb.flip(3), xb)
+            if mae:
+                noise = torch.rand(len(sel), (p["size"].get("image_size", 32) // p["size"]["patch_size"]) ** 2, generator=g)
+                loss = model(pixel_values=xb, noise=noise).loss
+            else:
+                loss = F.cross_entropy(_logits(model, xb), y[sel])
+            for group in opt.param_groups:
+                group["lr"] = train._lr_at(step, steps, p["lr"], p.get("warmup", 0.1))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+    if not torch.isfinite(loss):
+        raise FloatingPointError(f"training diverged (loss {loss.item()}) for seed {p['seed']}, lr {p['lr']}")
+    model.eval()
+    meta: dict[str, Any] = {**p, "architecture": type(model).__name__, "final_loss": loss.item(),
+                            "n_parameters": int(sum(t.numel() for t in model.parameters()))}
+    if not mae:
+        sub = te.subset(classes)
+        xt, yt = train.to_input(sub.images).contiguous(), torch.tensor([local[int(c)] for c in sub.labels])
+        with torch.no_grad():
+            meta["test_accuracy"] = float((torch.cat([_logits(model, xt[i:i + 500]).argmax(1) for i in range(0, len(yt), 500)]) == yt).float().mean())
+    state = {k: v.detach().cpu().clone().contiguous() for k, v in model.state_dict().items()}
+    return state, meta
