@@ -38,6 +38,21 @@ def _lr_at(step: int, total: int, lr: float, warmup_frac: float) -> float:
     return lr * min(1.0, (step + 1) / warm) * max(0.0, 1 - step / total)
 
 
+def random_hflip(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """Flip each image of x: (batch, 3, h, w) left-right with probability 1/2 (seeded by ``g``)."""
+    flip = (torch.rand(len(x), generator=g) < 0.5).to(x.device)
+    return torch.where(flip[:, None, None, None], x.flip(3), x)
+
+
+def optimiser_step(opt: torch.optim.Optimizer, loss: torch.Tensor, lr: float) -> None:
+    """Set the learning rate of every group, then one backward pass and update."""
+    for group in opt.param_groups:
+        group["lr"] = lr
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+
+
 def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 500) -> float:
     """Top-1 accuracy of ``model`` on x: (n, 3, 32, 32), y: (n,) local labels."""
     model.eval()
@@ -102,15 +117,9 @@ def train_resnet9(p: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str,
         perm = torch.randperm(len(y), generator=g)
         for b in range(steps_per_epoch):
             sel = perm[b * bs:(b + 1) * bs]
-            xb = x[sel]
-            flip = (torch.rand(len(sel), generator=g) < 0.5).to(dev)
-            xb = torch.where(flip[:, None, None, None], xb.flip(3), xb)
-            for group in opt.param_groups:
-                group["lr"] = _lr_at(step, total, p["lr"], p["warmup"])
+            xb = random_hflip(x[sel], g)
             loss = F.cross_entropy(model(xb), y[sel])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            optimiser_step(opt, loss, _lr_at(step, total, p["lr"], p["warmup"]))
             step += 1
     if not torch.isfinite(loss):
         raise FloatingPointError(f"training diverged (loss {float(loss)}) for spec seed {p['seed']}, lr {p['lr']}")

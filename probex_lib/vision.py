@@ -122,20 +122,13 @@ def train_vision(p: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, 
             if step >= steps:
                 break
             sel = perm[b * bs:(b + 1) * bs]
-            xb = x[sel]
-            if p.get("flip", True):
-                flip = torch.rand(len(sel), generator=g) < 0.5
-                xb = torch.where(flip[:, None, None, None], xb.flip(3), xb)
+            xb = train.random_hflip(x[sel], g) if p.get("flip", True) else x[sel]
             if mae:
                 noise = torch.rand(len(sel), (p["size"].get("image_size", 32) // p["size"]["patch_size"]) ** 2, generator=g)
                 loss = model(pixel_values=xb, noise=noise).loss
             else:
                 loss = F.cross_entropy(_logits(model, xb), y[sel])
-            for group in opt.param_groups:
-                group["lr"] = train._lr_at(step, steps, p["lr"], p.get("warmup", 0.1))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            train.optimiser_step(opt, loss, train._lr_at(step, steps, p["lr"], p.get("warmup", 0.1)))
             step += 1
     if not torch.isfinite(loss):
         raise FloatingPointError(f"training diverged (loss {loss.item()}) for seed {p['seed']}, lr {p['lr']}")
