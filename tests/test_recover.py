@@ -1,7 +1,6 @@
 """The recover tool on folders of checkpoints with a known tree."""
 import json
 
-import numpy as np
 import pytest
 import torch
 from safetensors.torch import save_file
@@ -47,6 +46,7 @@ def test_recovers_two_trees_from_files_and_writes_outputs(tmp_path):
     expected = {(f"{p}{par}", f"{p}{c}") for p in ("x_", "y_") for c, par in PARENT.items() if par}
     assert edges == expected
     files = recover.save_graph(g, tmp_path / "out")
+    assert all(f.exists() for f in files)
     payload = json.loads((tmp_path / "out" / "graph.json").read_text())
     assert len(payload["edges"]) == 10 and (tmp_path / "out" / "graph.graphml").exists()
     assert (tmp_path / "out" / "tree.png").stat().st_size > 1000
