@@ -80,16 +80,17 @@ def _index(files: list[Path]) -> dict[str, tuple[Path, tuple[int, ...]]]:
     return index
 
 
-def _adapter_index(path: Path, base: dict[str, tuple[Path, tuple[int, ...]]]) -> dict[str, tuple[Path, tuple[int, ...]]]:
-    """Map each adapted layer to the base weight it updates (checking shapes); others come from the base."""
-    index = dict(base)
+def _read_adapter(path: Path, base: dict[str, tuple[Path, tuple[int, ...]]]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """{base weight name: (B, A)} of one adapter, read once; each update must fit its base weight."""
+    updates = {}
     for layer, (b, a) in lora.lora_layers(path).items():
         key = next((k for k in (f"{layer}.weight", layer.removeprefix("base_model.model.") + ".weight") if k in base), None)
         if key is None:
             raise RecoverError(f"{path}: adapter layer {layer!r} has no matching weight in the base checkpoint")
         if base[key][1] != (b.shape[0], a.shape[1]):
             raise RecoverError(f"{path}: adapter layer {layer!r} is {b.shape[0]}x{a.shape[1]}, base weight {key!r} is {base[key][1]}")
-    return index
+        updates[key] = (b.double(), a.double())
+    return updates
 
 
 def recover(folder: str | Path, n_trees: int | None = None, base: str | Path | None = None,
@@ -109,7 +110,14 @@ def recover(folder: str | Path, n_trees: int | None = None, base: str | Path | N
     if adapters and base is None:
         raise RecoverError(f"{folder}: {sorted(adapters)[0]!r} is a LoRA adapter without its base; pass the base checkpoint (--base)")
     base_index = _index([Path(base)]) if base else {}
-    indexes = {mid: _adapter_index(files[0], base_index) if mid in adapters else _index(files) for mid, files in found.items()}
+    updates = {mid: _read_adapter(found[mid][0], base_index) for mid in sorted(adapters)}
+    if updates:
+        first = next(iter(updates))
+        for mid, up in updates.items():
+            if set(up) != set(updates[first]):
+                raise RecoverError(f"{found[mid][0]}: adapts layers {sorted(set(up) ^ set(updates[first]))[:4]} differently "
+                                   f"from {first!r}; all adapters must adapt the same layers")
+    indexes = {mid: base_index if mid in adapters else _index(files) for mid, files in found.items()}
 
     groups: dict[tuple, list[str]] = defaultdict(list)
     for mid, index in indexes.items():
@@ -120,28 +128,22 @@ def recover(folder: str | Path, n_trees: int | None = None, base: str | Path | N
                            f"pass split_by_architecture=True (--split-by-architecture) to recover each group")
     if len(groups) > 1:
         print(f"splitting {len(indexes)} models into {len(groups)} architecture groups", file=sys.stderr)
-    loader = _Loader(found, adapters, base)
+    loader = _Loader(updates)
     return [_recover_group(sorted(ids), indexes, loader, n_trees, score_layers, generalization, c) for ids in groups.values()]
 
 
 class _Loader:
     """Loads one layer of one model: from its checkpoint, or base weight + B @ A for adapters."""
 
-    def __init__(self, found: dict[str, list[Path]], adapters: set[str], base: str | Path | None):
-        self.found, self.adapters, self.base = found, adapters, base
-        self._factors: dict[str, dict] = {}
-
-    def factors(self, mid: str) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-        if mid not in self._factors:
-            self._factors[mid] = lora.lora_layers(self.found[mid][0])
-        return self._factors[mid]
+    def __init__(self, updates: dict[str, dict[str, tuple[torch.Tensor, torch.Tensor]]]):
+        self.updates = updates  # adapter model id -> {base weight name: (B, A)}
+        self.adapters = set(updates)
 
     def layer(self, mid: str, key: str, index: dict[str, tuple[Path, tuple[int, ...]]]) -> torch.Tensor:
         t = zoo.load_tensors(index[key][0], [key])[key].double()
-        if mid in self.adapters:
-            for layer, (b, a) in self.factors(mid).items():
-                if key in (f"{layer}.weight", layer.removeprefix("base_model.model.") + ".weight"):
-                    t = t + b.double() @ a.double()
+        if key in self.updates.get(mid, {}):
+            b, a = self.updates[mid][key]
+            t = t + b @ a
         return t
 
 
@@ -162,8 +164,8 @@ def _recover_group(ids, indexes, loader: _Loader, n_trees, score_layers, general
         if k in score_keys:
             score += mother.kurtosis_score([stack])
     if ids[0] in loader.adapters:
-        layers = sorted(loader.factors(ids[0]))
-        dist = mother.lora_rank_distance([[tuple(t.numpy() for t in loader.factors(m)[l]) for m in ids] for l in layers]).astype(np.float64)
+        layers = sorted(loader.updates[ids[0]])
+        dist = mother.lora_rank_distance([[tuple(t.numpy() for t in loader.updates[m][l]) for m in ids] for l in layers]).astype(np.float64)
     labels = mother.cluster_models(dist, n_trees)
     parent = np.full(len(ids), -1)
     for lab in np.unique(labels):

@@ -119,3 +119,14 @@ def test_adapter_that_does_not_fit_its_base_is_named(tmp_path):
     save_file({"k.weight": torch.zeros(8, 8)}, str(tmp_path / "other.safetensors"))
     with pytest.raises(recover.RecoverError, match="has no matching weight in the base checkpoint"):
         recover.recover(tmp_path / "ads", base=tmp_path / "other.safetensors")
+
+
+def test_adapters_of_different_layer_sets_are_named(tmp_path):
+    save_file({"q.weight": torch.zeros(8, 8), "k.weight": torch.zeros(8, 8)}, str(tmp_path / "base.safetensors"))
+    for i, layer in enumerate(["q", "k"]):
+        d = tmp_path / "ads" / f"m{i}"
+        d.mkdir(parents=True)
+        save_file({f"base_model.model.{layer}.lora_A.weight": torch.randn(2, 8), f"base_model.model.{layer}.lora_B.weight": torch.randn(8, 2)},
+                  str(d / "adapter_model.safetensors"))
+    with pytest.raises(recover.RecoverError, match=r"m1/adapter_model\.safetensors: adapts layers \['k.weight', 'q.weight'\] differently from 'm0'"):
+        recover.recover(tmp_path / "ads", base=tmp_path / "base.safetensors")
