@@ -7,6 +7,7 @@ it loads its images itself (cached per process), so tasks carry only a small dic
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,27 @@ from .nets import ResNet9, count_parameters
 @functools.lru_cache(maxsize=4)
 def _cached_images(source: str, split: str, n_per_class: int, seed: int) -> data.ImageSet:
     return data.load_images(source, split, n_per_class, seed)
+
+
+def model_data(p: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, list[str]]:
+    """One model's data: ``images_per_class`` training images of each class in ``p["classes"]``,
+    drawn with the model's seed, and all test images of those classes.
+
+    Returns x (n, 3, 32, 32), y (n,) local labels 0..k-1, x_test, y_test, class names.
+    """
+    classes = np.asarray(p["classes"], dtype=np.int64)
+    d = p["data"]
+    train = _cached_images(d["source"], "train", d["n_train"], d["seed"])
+    test = _cached_images(d["source"], "test", d["n_test"], d["seed"])
+    rng = np.random.default_rng(int(p["seed"]))
+    idx = np.concatenate([
+        rng.choice(np.flatnonzero(train.labels == c), size=p["images_per_class"], replace=False) for c in classes
+    ])
+    local = {int(c): i for i, c in enumerate(classes)}
+    test_sub = test.subset(classes)
+    return (to_input(train.images[idx]), torch.tensor([local[int(c)] for c in train.labels[idx]]),
+            to_input(test_sub.images), torch.tensor([local[int(c)] for c in test_sub.labels]),
+            [train.class_names[c] for c in classes])
 
 
 def default_device() -> torch.device:
@@ -53,13 +75,17 @@ def optimiser_step(opt: torch.optim.Optimizer, loss: torch.Tensor, lr: float) ->
     opt.step()
 
 
-def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 500) -> float:
-    """Top-1 accuracy of ``model`` on x: (n, 3, 32, 32), y: (n,) local labels."""
+def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 500,
+             forward: Callable[[torch.Tensor], torch.Tensor] | None = None) -> float:
+    """Top-1 accuracy of ``model`` on x: (n, 3, 32, 32), y: (n,) local labels.
+
+    ``forward`` maps a batch to logits (default: ``model`` itself)."""
+    forward = forward or model
     model.eval()
     correct = 0
     with torch.no_grad():
         for i in range(0, len(y), batch):
-            correct += int((model(x[i:i + batch]).argmax(1) == y[i:i + batch]).sum())
+            correct += int((forward(x[i:i + batch]).argmax(1) == y[i:i + batch]).sum())
     model.train()
     return correct / max(1, len(y))
 
@@ -87,20 +113,7 @@ def train_resnet9(p: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str,
     g = torch.Generator().manual_seed(int(p["seed"]))
     torch.manual_seed(int(p["seed"]))
     classes = np.asarray(p["classes"], dtype=np.int64)
-    d = p["data"]
-    train = _cached_images(d["source"], "train", d["n_train"], d["seed"])
-    test = _cached_images(d["source"], "test", d["n_test"], d["seed"])
-
-    # each model draws its own images_per_class training images of each class
-    rng = np.random.default_rng(int(p["seed"]))
-    idx = np.concatenate([
-        rng.choice(np.flatnonzero(train.labels == c), size=p["images_per_class"], replace=False) for c in classes
-    ])
-    local = {int(c): i for i, c in enumerate(classes)}
-    x = to_input(train.images[idx])
-    y = torch.tensor([local[int(c)] for c in train.labels[idx]])
-    test_sub = test.subset(classes)
-    xt, yt = to_input(test_sub.images), torch.tensor([local[int(c)] for c in test_sub.labels])
+    x, y, xt, yt, class_names = model_data(p)
 
     model = ResNet9(p["width"], len(classes)).to(memory_format=torch.channels_last)
     if p["init"] != "random":
@@ -126,7 +139,7 @@ def train_resnet9(p: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str,
     state = {k: v.detach().cpu().clone().contiguous() for k, v in model.state_dict().items()}
     meta = {
         **p,
-        "class_names": [train.class_names[c] for c in classes],
+        "class_names": class_names,
         "architecture": f"ResNet9(width={p['width']})",
         "n_parameters": count_parameters(state),
         "train_loss": loss.item(),

@@ -98,14 +98,8 @@ def train_vision(p: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, 
     torch.manual_seed(int(p["seed"]))
     g = torch.Generator().manual_seed(int(p["seed"]))
     classes = np.asarray(p["classes"], dtype=np.int64)
-    d = p["data"]
-    tr = train._cached_images(d["source"], "train", d["n_train"], d["seed"])
-    te = train._cached_images(d["source"], "test", d["n_test"], d["seed"])
-    rng = np.random.default_rng(int(p["seed"]))
-    idx = np.concatenate([rng.choice(np.flatnonzero(tr.labels == c), size=p["images_per_class"], replace=False) for c in classes])
-    local = {int(c): i for i, c in enumerate(classes)}
-    x = train.to_input(tr.images[idx]).contiguous()
-    y = torch.tensor([local[int(c)] for c in tr.labels[idx]])
+    x, y, xt, yt, class_names = train.model_data(p)
+    x, xt = x.contiguous(), xt.contiguous()
 
     mae = p["objective"] == "mae"
     model = build("mae", 0, p["size"]) if mae else classifier_for(p["kind"], len(classes), p["size"])
@@ -136,9 +130,7 @@ def train_vision(p: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, 
     meta: dict[str, Any] = {**p, "architecture": type(model).__name__, "final_loss": loss.item(),
                             "n_parameters": int(sum(t.numel() for t in model.parameters()))}
     if not mae:
-        sub = te.subset(classes)
-        xt, yt = train.to_input(sub.images).contiguous(), torch.tensor([local[int(c)] for c in sub.labels])
-        with torch.no_grad():
-            meta["test_accuracy"] = float((torch.cat([_logits(model, xt[i:i + 500]).argmax(1) for i in range(0, len(yt), 500)]) == yt).float().mean())
+        meta["class_names"] = class_names
+        meta["test_accuracy"] = train.evaluate(model, xt, yt, forward=lambda b: _logits(model, b))
     state = {k: v.detach().cpu().clone().contiguous() for k, v in model.state_dict().items()}
     return state, meta
