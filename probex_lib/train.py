@@ -55,7 +55,8 @@ def to_input(images: np.ndarray) -> torch.Tensor:
     return ((x - 128.0) / 64.0).contiguous(memory_format=torch.channels_last)
 
 
-def _lr_at(step: int, total: int, lr: float, warmup_frac: float) -> float:
+def lr_at(step: int, total: int, lr: float, warmup_frac: float) -> float:
+    """Learning rate at ``step`` of ``total``: linear warm-up over ``warmup_frac``, then linear decay to 0."""
     warm = max(1, int(total * warmup_frac))
     return lr * min(1.0, (step + 1) / warm) * max(0.0, 1 - step / total)
 
@@ -132,7 +133,7 @@ def train_resnet9(p: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str,
             sel = perm[b * bs:(b + 1) * bs]
             xb = random_hflip(x[sel], g)
             loss = F.cross_entropy(model(xb), y[sel])
-            optimiser_step(opt, loss, _lr_at(step, total, p["lr"], p["warmup"]))
+            optimiser_step(opt, loss, lr_at(step, total, p["lr"], p["warmup"]))
             step += 1
     if not torch.isfinite(loss):
         raise FloatingPointError(f"training diverged (loss {float(loss)}) for spec seed {p['seed']}, lr {p['lr']}")

@@ -122,7 +122,7 @@ def train_vision(p: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, 
                 loss = model(pixel_values=xb, noise=noise).loss
             else:
                 loss = F.cross_entropy(_logits(model, xb), y[sel])
-            train.optimiser_step(opt, loss, train._lr_at(step, steps, p["lr"], p.get("warmup", 0.1)))
+            train.optimiser_step(opt, loss, train.lr_at(step, steps, p["lr"], p.get("warmup", 0.1)))
             step += 1
     if not torch.isfinite(loss):
         raise FloatingPointError(f"training diverged (loss {loss.item()}) for seed {p['seed']}, lr {p['lr']}")
