@@ -64,6 +64,58 @@ class MotivationConfig:
     seed: int = 0
 
 
+VIT_SIZE = {"image_size": 32, "patch_size": 8, "hidden_size": 64, "layers": 4, "heads": 4, "mlp": 256}
+RESNET_SIZE = {"embedding": 16, "hidden_sizes": [16, 32, 64, 128], "depths": [1, 1, 1, 1]}
+UNET_SIZE = {"image_size": 16, "widths": [32, 32, 32], "head_dim": 8, "cross_dim": 384, "groups": 8}
+
+
+@dataclass(frozen=True)
+class ModelJConfig:
+    """ProbeX paper, Section 5 and Appendix G: the Model Jungle, discriminative and generative.
+
+    Discriminative: four roots (``roots``: supervised ViT, a second supervised ViT from other
+    data and seed standing in for DINO, MAE, ResNet), each fine-tuned ``models_per_tree`` times
+    on ``classes_per_model`` random classes with hyperparameters drawn from the ``ft_*`` grids.
+    Generative: a diffusion UNet pre-trained, then continued on more data (two levels), then
+    personalised by LoRAs; ``variants`` are (name, n_classes, n_held_out, models_per_class).
+    """
+
+    data: DataConfig = field(default_factory=lambda: DataConfig(n_train=40, n_test=20))
+    pretrain_data: DataConfig = field(default_factory=lambda: DataConfig(seed=1, n_train=100, n_test=10))
+    continue_data: DataConfig = field(default_factory=lambda: DataConfig(seed=2, n_train=150, n_test=10))
+    # paper: hub names per root; empty -> pre-train the root inside the kit
+    hub: dict = field(default_factory=dict)
+    classes: tuple[str, ...] = ()  # class names the zoo uses; empty: every class of the source
+    vit_size: dict = field(default_factory=lambda: dict(VIT_SIZE))
+    mae_size: dict = field(default_factory=lambda: {**VIT_SIZE, "decoder_hidden": 32, "decoder_layers": 1, "decoder_mlp": 64})
+    resnet_size: dict = field(default_factory=lambda: dict(RESNET_SIZE))
+    root_images_per_class: int = 100
+    root_epochs: int = 10
+    root_lr: float = 2e-3
+    root_batch_size: int = 128
+    models_per_tree: int = 150
+    classes_per_model: int = 50
+    ft_lrs: tuple[float, ...] = (1e-4, 3e-4, 1e-3, 3e-3)
+    ft_epochs: tuple[int, ...] = (2, 3, 4)
+    ft_batch_sizes: tuple[int, ...] = (32, 64)
+    ft_images_per_class: tuple[int, ...] = (10, 20, 30)
+    ft_weight_decays: tuple[float, ...] = (0.0, 0.01, 0.05)
+    split: tuple[float, float, float] = (0.7, 0.1, 0.2)
+    unet_size: dict = field(default_factory=lambda: dict(UNET_SIZE))
+    text_tokens: int = 10
+    unet_pretrain_steps: int = 400
+    unet_continue_steps: int = 200
+    unet_batch_size: int = 64
+    unet_lr: float = 2e-3
+    cond_dropout: float = 0.1
+    lora_rank: int = 4
+    lora_steps: tuple[int, ...] = (30, 40, 50)
+    lora_lrs: tuple[float, ...] = (3e-3, 5e-3, 8e-3)
+    lora_images: tuple[int, int] = (5, 10)
+    variants: tuple = (("fine", 50, 10, 4), ("low", 100, 20, 2))
+    seed: int = 0
+
+
 _SECTIONS: dict[str, dict[str, Any]] = {
     "motivation": {
         "smoke": MotivationConfig(
@@ -76,6 +128,28 @@ _SECTIONS: dict[str, dict[str, Any]] = {
             data=DataConfig(source="cifar100", n_train=500, n_test=100), width=64, models_t1=500,
             models_other_trees=350, models_forest=500, root_images_per_class=500, images_per_class=500,
             epochs=10, size_grid=(25, 50, 100, 200, 350), size_repeats=5,
+        ),
+    },
+    "modelj": {
+        "smoke": ModelJConfig(
+            data=DataConfig(n_train=12, n_test=5), pretrain_data=DataConfig(seed=1, n_train=10, n_test=5),
+            classes=tuple(f"{c} {s}" for c in ("red", "green", "blue") for s in ("circle", "square", "star")),
+            continue_data=DataConfig(seed=2, n_train=12, n_test=5),
+            vit_size={**VIT_SIZE, "hidden_size": 16, "layers": 1, "heads": 2, "mlp": 32},
+            mae_size={**VIT_SIZE, "hidden_size": 16, "layers": 1, "heads": 2, "mlp": 32, "decoder_hidden": 8,
+                      "decoder_layers": 1, "decoder_mlp": 16},
+            resnet_size={"embedding": 8, "hidden_sizes": [8, 16], "depths": [1, 1]},
+            root_images_per_class=5, root_epochs=1, models_per_tree=4, classes_per_model=5, ft_epochs=(1,),
+            ft_images_per_class=(4, 6), unet_size={**UNET_SIZE, "widths": [16, 16, 16]}, unet_pretrain_steps=4,
+            unet_continue_steps=2, unet_batch_size=16, lora_steps=(2, 3), lora_images=(3, 5),
+            variants=(("fine", 6, 2, 2), ("low", 9, 3, 1)),
+        ),
+        "default": ModelJConfig(),
+        "paper": ModelJConfig(
+            data=DataConfig(source="cifar100", n_train=500, n_test=100),
+            hub={"SupViT": "google/vit-base-patch16-224", "DINO": "facebook/dino-vitb16",
+                 "MAE": "facebook/vit-mae-base", "ResNet": "microsoft/resnet-101"},
+            models_per_tree=500, ft_images_per_class=(100, 250, 500), ft_epochs=(2, 3, 4, 5),
         ),
     },
 }
@@ -136,8 +210,9 @@ def _coerce(value: Any, current: Any, where: str) -> Any:
 
 
 def settings_hash(cfg: Any, n: int = 10) -> str:
-    """Short stable hash of a config (names cache folders, so other settings get other folders)."""
-    blob = json.dumps(as_dict(cfg), sort_keys=True).encode()
+    """Short stable hash of a config or a plain dict of settings (names cache folders, so
+    other settings get other folders)."""
+    blob = json.dumps(cfg if isinstance(cfg, dict) else as_dict(cfg), sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()[:n]
 
 

@@ -102,7 +102,16 @@ def train_vision(p: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, 
     x, xt = x.contiguous(), xt.contiguous()
 
     mae = p["objective"] == "mae"
-    model = build("mae", 0, p["size"]) if mae else classifier_for(p["kind"], len(classes), p["size"])
+    if p.get("hub"):  # paper: a hub checkpoint (its own input size); a root is stored untrained
+        model = load_pretrained(p["hub"], p["kind"], len(classes))
+        side = getattr(model.config, "image_size", 224)
+        x, xt = (F.interpolate(t, size=side, mode="bilinear", align_corners=False) for t in (x, xt))
+        if p["objective"] == "hub":
+            state = {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
+            return state, {**p, "architecture": type(model).__name__,
+                           "n_parameters": int(sum(t.numel() for t in model.parameters()))}
+    else:
+        model = build("mae", 0, p["size"]) if mae else classifier_for(p["kind"], len(classes), p["size"])
     if p["init"] != "random":
         _load_encoder(model, zoo.load_tensors(p["init"]), p["init"])
     opt = torch.optim.AdamW(model.parameters(), lr=p["lr"], weight_decay=p["weight_decay"])

@@ -350,6 +350,54 @@ def _train_and_save(job: tuple[TrainFn, str, ModelSpec]) -> str:
     return spec.model_id
 
 
+@dataclass(frozen=True)
+class ZooPlan:
+    """One zoo folder to fill: its specs, the train function and the settings it is bound to."""
+
+    zoo_dir: Path
+    specs: Sequence[ModelSpec]
+    train_fn: TrainFn
+    settings: Mapping[str, Any]
+
+
+def _pending(plan: ZooPlan) -> list[tuple[TrainFn, str, ModelSpec]]:
+    zoo_dir = Path(plan.zoo_dir)
+    ids = [s.model_id for s in plan.specs]
+    if len(set(ids)) != len(ids):
+        raise ZooError(f"{zoo_dir}: duplicate model ids in the generation plan")
+    ensure_settings(zoo_dir, plan.settings)
+    models = zoo_dir / MODELS_SUBDIR
+    models.mkdir(parents=True, exist_ok=True)
+    for stale in models.glob(".*.tmp"):
+        stale.unlink(missing_ok=True)
+    todo = []
+    for s in plan.specs:
+        p = model_path(zoo_dir, s.model_id)
+        if p.exists():
+            read_header(p)  # a damaged final file is an error, never silently retrained or read
+        else:
+            todo.append((plan.train_fn, str(zoo_dir), s))
+    return todo
+
+
+def generate_zoos(
+    plans: Sequence[ZooPlan],
+    executor: parallel.Executor = "process",
+    n_workers: int | None = None,
+    desc: str = "training models",
+) -> list[pd.DataFrame]:
+    """Train every missing model of several zoos as one stream of tasks (no core waits for
+    another zoo to finish), then rebuild each manifest; see :func:`generate_zoo`.
+
+    Tasks run in plan order (put long tasks first); all specs of all plans must be
+    independent of each other.
+    """
+    todo = [job for plan in plans for job in _pending(plan)]
+    if todo:
+        parallel.map_tasks(_train_and_save, todo, executor=executor, n_workers=n_workers, desc=desc)
+    return [build_manifest(plan.zoo_dir) for plan in plans]
+
+
 def generate_zoo(
     zoo_dir: str | Path,
     specs: Sequence[ModelSpec],
@@ -366,22 +414,4 @@ def generate_zoo(
     shipped to worker processes or Dask workers) and deterministic given ``spec.params``, so
     serial, process-pool and Dask runs write identical files.
     """
-    zoo_dir = Path(zoo_dir)
-    ids = [s.model_id for s in specs]
-    if len(set(ids)) != len(ids):
-        raise ZooError(f"{zoo_dir}: duplicate model ids in the generation plan")
-    ensure_settings(zoo_dir, settings)
-    models = zoo_dir / MODELS_SUBDIR
-    models.mkdir(parents=True, exist_ok=True)
-    for stale in models.glob(".*.tmp"):
-        stale.unlink(missing_ok=True)
-    todo = []
-    for s in specs:
-        p = model_path(zoo_dir, s.model_id)
-        if p.exists():
-            read_header(p)  # a damaged final file is an error, never silently retrained or read
-        else:
-            todo.append((train_fn, str(zoo_dir), s))
-    if todo:
-        parallel.map_tasks(_train_and_save, todo, executor=executor, n_workers=n_workers, desc=desc)
-    return build_manifest(zoo_dir)
+    return generate_zoos([ZooPlan(Path(zoo_dir), specs, train_fn, settings)], executor, n_workers, desc)[0]

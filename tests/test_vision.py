@@ -56,3 +56,18 @@ def test_from_pretrained_path_on_tiny_local_checkpoints(tmp_path):
         if kind == "mae":
             torch.testing.assert_close(clf.state_dict()["vit.layers.0.attention.q_proj.weight"],
                                        model.state_dict()["vit.layers.0.attention.q_proj.weight"])
+
+
+def test_paper_profile_roots_come_from_the_hub_path(kit_dirs, tmp_path):
+    """objective "hub": the root is the checkpoint as loaded (new head, no training); fine-tuning
+    from it resizes the 32x32 images to the checkpoint's input size."""
+    model = vision.build("vit", 7, {**TINY_VIT, "image_size": 48})
+    model.save_pretrained(tmp_path / "vit48")
+    hub = str(tmp_path / "vit48")
+    state, meta = vision.train_vision(_params(objective="hub", hub=hub))
+    torch.testing.assert_close(state["vit.layers.0.attention.q_proj.weight"], model.state_dict()["vit.layers.0.attention.q_proj.weight"])
+    assert state["classifier.weight"].shape[0] == 3 and "test_accuracy" not in meta
+    root = zoo.save_model(kit_dirs[0] / "hub_root.safetensors", state, {})
+    ft, meta = vision.train_vision(_params(hub=hub, init=str(root), epochs=1))
+    assert 0 <= meta["test_accuracy"] <= 1 and not torch.equal(ft["vit.layers.0.attention.q_proj.weight"],
+                                                                state["vit.layers.0.attention.q_proj.weight"])
