@@ -1,0 +1,73 @@
+"""Per-tree experts on zoo files: layer loading, labels, splits, ProbeX vs Dense vs StatNN, the router."""
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from probex_lib import baselines, experts, zoo
+
+N_LABELS = 8
+
+
+def _zoo(tmp_path, n=90, seed=0, tree="A", shift=0.0, shape=(12, 10), prefix="w"):
+    """Models whose layer ``blocks.0.weight`` carries their classes along fixed directions, plus noise."""
+    g = torch.Generator().manual_seed(seed)
+    dirs = torch.randn(N_LABELS, *shape, generator=torch.Generator().manual_seed(99))
+    root = torch.randn(*shape, generator=torch.Generator().manual_seed(1000 + seed)) * 3 + shift
+    rows = []
+    for i in range(n):
+        classes = sorted(torch.randperm(N_LABELS, generator=g)[:4].tolist())
+        w = root + dirs[classes].sum(0) + torch.randn(*shape, generator=g)
+        split = "train" if i < 0.7 * n else "val" if i < 0.8 * n else "test"
+        path = zoo.save_model(tmp_path / tree / f"{prefix}{i:03d}.safetensors",
+                              {"blocks.0.weight": w, "blocks.0.bias": w[:, 0].clone(), "classifier.weight": torch.randn(4, 3)},
+                              {"model_id": f"{tree}-{i}", "classes": classes})
+        rows.append({"path": str(path), "model_id": f"{tree}-{i}", "tree": tree, "split": split, "classes": classes,
+                     "architecture": f"toy{shape}"})
+    return pd.DataFrame(rows)
+
+
+def test_probex_and_dense_read_planted_classes_and_statnn_is_weaker(tmp_path):
+    m = _zoo(tmp_path)
+    assert experts.candidate_layers(m["path"][0]) == ["blocks.0.weight"]  # heads and vectors excluded
+    d = experts.layer_data(m, "blocks.0.weight")
+    assert d.x.shape == (90, 12, 10) and d.y.shape == (90, N_LABELS) and d.labels == tuple(range(N_LABELS))
+    px = experts.fit_expert("probex", d, epochs=150, r_u=16, r_v=16, r_t=32)
+    dense = experts.fit_expert("dense", d, epochs=60)
+    assert px["test"] > 0.85 and dense["test"] > 0.85, (px["test"], dense["test"])
+    assert px["parameters"] == 12 * 16 + 10 * 16 + 16 * 16 * 32 + 32 + 32 * N_LABELS + N_LABELS
+    stat = experts.fit_statnn_tree(m)
+    assert 0.3 < stat["test"] < px["test"] and stat["parameters"] > 0  # 7 statistics lose the directions
+    sweep = experts.layer_sweep(m, ["blocks.0.weight"], epochs=5, r_u=4, r_v=4, r_t=4)
+    assert list(sweep["layer"]) == ["blocks.0.weight"] and sweep["val"].between(0, 1).all()
+
+
+def test_bad_layers_labels_and_splits_are_named(tmp_path):
+    m = _zoo(tmp_path, n=20)
+    with pytest.raises(zoo.ZooError, match=r"no layer 'blocks\.0\.weights'; close names: \['blocks\.0\.weight'"):
+        experts.check_layer(m["path"][0], "blocks.0.weights")
+    no_labels = m.copy()
+    no_labels.loc[3, "classes"] = None
+    with pytest.raises(zoo.ZooError, match=r"w003\.safetensors: metadata 'classes' missing or not a list \(1 of 20"):
+        experts.layer_data(no_labels, "blocks.0.weight")
+    with pytest.raises(zoo.ZooError, match="no model has metadata 'tags'"):
+        experts.layer_data(m, "blocks.0.weight", key="tags")
+    other = _zoo(tmp_path, n=2, tree="B", shape=(12, 9))
+    with pytest.raises(zoo.ZooError, match=r"layer 'blocks\.0\.weight' has shape \(12, 9\), but .* has \(12, 10\)"):
+        experts.layer_data(pd.concat([m, other], ignore_index=True), "blocks.0.weight")
+    with pytest.raises(zoo.ZooError, match=r"empty split \(train 14, val 0"):
+        experts.fit_expert("dense", experts.layer_data(m[m["split"] != "val"], "blocks.0.weight"), epochs=1)
+    # a label with no positive training example is kept (all 8 labels stay; it is predicted from the rest)
+    d = experts.layer_data(m, "blocks.0.weight", labels=list(range(N_LABELS + 1)))
+    assert d.y.shape[1] == N_LABELS + 1 and float(d.y[:, -1].sum()) == 0
+
+
+def test_router_separates_trees_of_one_architecture_and_of_two(tmp_path):
+    zoo_df = pd.concat([_zoo(tmp_path, 30, seed=1, tree="A"), _zoo(tmp_path, 30, seed=2, tree="B", shift=2.0),
+                        _zoo(tmp_path, 30, seed=3, tree="C", shape=(6, 5))], ignore_index=True)
+    routed = experts.route_models(zoo_df, {})
+    assert baselines.routing_accuracy(routed["cluster"], routed["tree"]) == 1.0
+    mapping = experts.cluster_to_tree(routed)
+    assert sorted(mapping.values()) == ["A", "B", "C"]
+    assert (routed["cluster"].map(mapping) == routed["tree"]).all()
+    assert np.unique(routed["layer"]).tolist() == ["blocks.0.weight"]
