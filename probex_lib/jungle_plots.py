@@ -72,11 +72,29 @@ def generative_layout(layout: pd.DataFrame, n_rows: int = 10) -> plt.Figure:
         n_train, n_held = (sub["role"] == "train").sum(), (sub["role"] == "held-out").sum()
         ax.set(title=f"{v}: {n_train} train + {n_held} held-out classes\n{int(sub['models'].sum())} LoRAs",
                xticks=[], yticks=[])
+        rows, cols = _grid_labels(layout, n_cols)
+        if rows:  # colour x shape names: label the grid's rows and columns
+            ax.set(yticks=range(len(rows)), yticklabels=rows, xticks=range(len(cols)))
+            ax.set_xticklabels(cols, rotation=90)
         ax.grid(False)
     handles = [plt.Rectangle((0, 0), 1, 1, color=cmap(i)) for i in range(3)]
     fig.legend(handles, list(codes), loc="lower center", ncol=3)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
     return fig
+
+
+def _grid_labels(layout: pd.DataFrame, n_cols: int) -> tuple[list[str], list[str]]:
+    """Row and column names of the class grid when every class is "<row> <column>" on it."""
+    rows: dict[int, str] = {}
+    cols: dict[int, str] = {}
+    for r in layout.drop_duplicates("class_id").itertuples():
+        parts = str(r.class_name).split(" ", 1)
+        if len(parts) != 2 or rows.setdefault(r.class_id // n_cols, parts[0]) != parts[0] \
+                or cols.setdefault(r.class_id % n_cols, parts[1]) != parts[1]:
+            return [], []
+    if set(rows) != set(range(max(rows) + 1)) or set(cols) != set(range(n_cols)):
+        return [], []
+    return [rows[i] for i in sorted(rows)], [cols[i] for i in sorted(cols)]
 
 
 def lora_samples(rows: pd.DataFrame, samples: dict[str, np.ndarray], train_images: dict[str, np.ndarray],

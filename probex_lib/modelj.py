@@ -327,7 +327,7 @@ def dataset_table(manifests: dict[str, pd.DataFrame]) -> pd.DataFrame:
                          "disk (MB)": float(sizes[sub.index].sum() / 2**20)})
     out = pd.DataFrame(rows)
     total = {"split": "total", "tree": str(len(out)), "models": int(out["models"].sum()), "architecture": "",
-             "parameters per model": int(0), "disk (MB)": float(out["disk (MB)"].sum())}
+             "parameters per model": None, "disk (MB)": float(out["disk (MB)"].sum())}
     return pd.concat([out, pd.DataFrame([total])], ignore_index=True)
 
 
