@@ -137,18 +137,6 @@ def to_pixels(images: np.ndarray, image_size: int) -> torch.Tensor:
     return x.contiguous()
 
 
-def _load_unet_state(unet: nn.Module, path: str) -> None:
-    state = zoo.load_tensors(path)
-    own = unet.state_dict()
-    missing = sorted(set(own) - set(state))
-    if missing:
-        raise zoo.ZooError(f"{path}: cannot initialise the UNet from it; missing {missing[:4]} ({len(missing)} tensors)")
-    for k, t in own.items():
-        if tuple(state[k].shape) != tuple(t.shape):
-            raise zoo.ZooError(f"{path}: layer {k!r} has shape {tuple(state[k].shape)}, the UNet expects {tuple(t.shape)}")
-    unet.load_state_dict(state)
-
-
 def _denoising_loss(unet: nn.Module, sched, x0: torch.Tensor, cond: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     noise = torch.randn(x0.shape, generator=g)
     t = torch.randint(0, sched.config.num_train_timesteps, (len(x0),), generator=g)
@@ -173,7 +161,7 @@ def train_unet(p: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, An
 
     unet = build_unet(p["size"])
     if p["init"] != "random":
-        _load_unet_state(unet, p["init"])
+        zoo.load_checked(unet, zoo.load_tensors(p["init"]), p["init"])
     sched = scheduler(p["size"])
     opt = torch.optim.AdamW(unet.parameters(), lr=p["lr"], weight_decay=p["weight_decay"])
     unet.train()

@@ -93,15 +93,7 @@ def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch: in
 
 def load_init(model: ResNet9, init: str) -> None:
     """Load a root checkpoint into ``model``; a missing layer or shape mismatch names the file."""
-    state = zoo.load_tensors(init)
-    own = model.state_dict()
-    missing = sorted(set(own) - set(state))
-    if missing:
-        raise zoo.ZooError(f"{init}: cannot initialise a ResNet9(width={model.width}) from it; missing {missing[:4]}")
-    for k, t in own.items():
-        if tuple(state[k].shape) != tuple(t.shape):
-            raise zoo.ZooError(f"{init}: layer {k!r} has shape {tuple(state[k].shape)}, the model expects {tuple(t.shape)}")
-    model.load_state_dict({k: state[k] for k in own})
+    zoo.load_checked(model, zoo.load_tensors(init), init)
 
 
 def train_resnet9(p: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

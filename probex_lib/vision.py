@@ -74,15 +74,7 @@ def load_pretrained(name_or_path: str, kind: str, n_classes: int) -> nn.Module:
 
 def _load_encoder(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
     """Load every backbone tensor of ``state`` into ``model`` (the head stays new); checks coverage."""
-    own = model.state_dict()
-    backbone = [k for k in own if not k.startswith("classifier.")]
-    missing = [k for k in backbone if k not in state]
-    if missing:
-        raise zoo.ZooError(f"{source}: cannot initialise {type(model).__name__} from it; missing {missing[:4]} ({len(missing)} tensors)")
-    for k in backbone:
-        if tuple(state[k].shape) != tuple(own[k].shape):
-            raise zoo.ZooError(f"{source}: layer {k!r} has shape {tuple(state[k].shape)}, the model expects {tuple(own[k].shape)}")
-    model.load_state_dict({**own, **{k: state[k] for k in backbone}})
+    zoo.load_checked(model, state, source, [k for k in model.state_dict() if not k.startswith("classifier.")])
 
 
 def _logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:

@@ -168,6 +168,22 @@ def load_tensors(path: str | Path, keys: Sequence[str] | None = None) -> dict[st
     return out
 
 
+def load_checked(model: "torch.nn.Module", state: Mapping[str, torch.Tensor], source: str | Path,
+                 keys: Sequence[str] | None = None) -> None:
+    """Load ``state`` into ``model`` at ``keys`` (default: every tensor of the model; the others
+    keep their values). A missing tensor or a shape mismatch is an error naming ``source``."""
+    own = model.state_dict()
+    keys = list(own) if keys is None else list(keys)
+    missing = [k for k in keys if k not in state]
+    if missing:
+        raise ZooError(f"{source}: cannot initialise {type(model).__name__} from it; missing {missing[:4]} "
+                       f"({len(missing)} tensors)")
+    for k in keys:
+        if tuple(state[k].shape) != tuple(own[k].shape):
+            raise ZooError(f"{source}: layer {k!r} has shape {tuple(state[k].shape)}, the model expects {tuple(own[k].shape)}")
+    model.load_state_dict({**own, **{k: state[k] for k in keys}})
+
+
 def tensor_names(path: str | Path) -> list[str]:
     """Tensor names of a validated file, in file order."""
     return list(read_header(path)[0])
