@@ -32,7 +32,7 @@ DEFAULT_ROOTS = ("SupViT", "SupViT2", "MAE", "ResNet")
 ROOT_FIELDS = ("classes", "pretrain_data", "continue_data", "hub", "vit_size", "mae_size", "resnet_size", "root_images_per_class",
                "root_epochs", "root_lr", "root_batch_size", "seed")
 DISC_FIELDS = ROOT_FIELDS + ("data", "models_per_tree", "classes_per_model", "ft_lrs", "ft_epochs", "ft_batch_sizes",
-                             "ft_images_per_class", "ft_weight_decays", "split")
+                             "ft_images_per_class", "ft_weight_decays", "ft_head_init", "split")
 DIFF_FIELDS = ("classes", "pretrain_data", "continue_data", "unet_size", "text_tokens", "unet_pretrain_steps",
                "unet_continue_steps", "unet_batch_size", "unet_lr", "cond_dropout", "seed")
 GEN_FIELDS = DIFF_FIELDS + ("data", "lora_rank", "lora_steps", "lora_lrs", "lora_images", "variants", "split")
@@ -126,6 +126,7 @@ def finetune_specs(cfg: ModelJConfig, roots_dir: Path) -> list[zoo.ModelSpec]:
                 "batch_size": int(rng.choice(cfg.ft_batch_sizes)),
                 "images_per_class": int(rng.choice(cfg.ft_images_per_class)),
                 "weight_decay": float(rng.choice(cfg.ft_weight_decays)), "flip": bool(rng.integers(2)),
+                "head_init": cfg.ft_head_init,
                 "seed": _seed(cfg, 4, r, i), "init": str(zoo.model_path(roots_dir, name).resolve()),
                 "hub": cfg.hub.get(name), "objective": "classify", "tree": name, "parent": name, "split": split[i],
             }))

@@ -77,6 +77,48 @@ def _load_encoder(model: nn.Module, state: dict[str, torch.Tensor], source: str)
     zoo.load_checked(model, state, source, [k for k in model.state_dict() if not k.startswith("classifier.")])
 
 
+def _head(model: nn.Module) -> nn.Linear:
+    """The final linear layer of a transformers classifier (ViT: ``classifier``; ResNet: ``classifier.1``)."""
+    linears = [m for m in model.classifier.modules() if isinstance(m, nn.Linear)]
+    if len(linears) != 1:
+        raise ValueError(f"expected one linear layer in {type(model).__name__}.classifier, found {len(linears)}")
+    return linears[0]
+
+
+def probe_head(model: nn.Module, x: torch.Tensor, y: torch.Tensor, n_classes: int, seed: int,
+               steps: int = 200, lr: float = 1e-2, batch: int = 256) -> None:
+    """Linear-probe initialisation of the head (the first stage of LP-FT, Kumar et al. 2022).
+
+    Fits the head on the frozen backbone's features of x: (n, 3, h, w) with labels y: (n,) in
+    0..n_classes-1, by full-batch Adam on cross-entropy, in place. With a probed head the
+    backbone's fine-tuning gradient depends on the model's classes rather than on a random head.
+    """
+    head = _head(model)
+    feats: list[torch.Tensor] = []
+    hook = head.register_forward_hook(lambda _m, inp, _out: feats.append(inp[0].detach()))
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            for b in range(0, len(x), batch):
+                model(pixel_values=x[b:b + batch])
+    finally:
+        hook.remove()
+        model.train(was_training)
+    f = torch.cat(feats)
+    torch.manual_seed(seed)
+    w = torch.zeros(n_classes, f.shape[1], requires_grad=True)
+    bias = torch.zeros(n_classes, requires_grad=True)
+    opt = torch.optim.Adam([w, bias], lr=lr)
+    for _ in range(steps):
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(f @ w.T + bias, y).backward()
+        opt.step()
+    with torch.no_grad():
+        head.weight.copy_(w)
+        head.bias.copy_(bias)
+
+
 def _logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return model(pixel_values=x).logits
 
@@ -85,7 +127,8 @@ def train_vision(p: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, 
     """Pre-train (``p["objective"]`` = "classify" or "mae") or fine-tune (``p["init"]`` a root file).
 
     Keys: kind, size, classes, data, images_per_class, epochs, lr, batch_size, weight_decay,
-    seed, init, objective, flip. Returns (state dict, metadata with test_accuracy or mae_loss).
+    seed, init, objective, flip, and optionally head_init ("random", the default, or "probe":
+    :func:`probe_head` before fine-tuning). Returns (state dict, metadata with test_accuracy or mae_loss).
     """
     torch.manual_seed(int(p["seed"]))
     g = torch.Generator().manual_seed(int(p["seed"]))
@@ -106,6 +149,8 @@ def train_vision(p: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, 
         model = build("mae", 0, p["size"]) if mae else classifier_for(p["kind"], len(classes), p["size"])
     if p["init"] != "random":
         _load_encoder(model, zoo.load_tensors(p["init"]), p["init"])
+    if not mae and p.get("head_init", "random") == "probe":
+        probe_head(model, x, y, len(classes), int(p["seed"]))
     opt = torch.optim.AdamW(model.parameters(), lr=p["lr"], weight_decay=p["weight_decay"])
     bs = p["batch_size"]
     steps = max(1, len(y) // bs) * p["epochs"]

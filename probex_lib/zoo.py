@@ -295,16 +295,24 @@ def scan_modelj_discriminative(root: str | Path, splits: Sequence[str] = MODELJ_
     return pd.DataFrame(rows)
 
 
+def _is_modelj_tree(path: Path) -> bool:
+    return all((path / s).is_dir() for s in MODELJ_SPLITS)
+
+
 def open_zoo(path: str | Path) -> pd.DataFrame:
-    """Manifest of our zoo or of a Model-J discriminative tree, detected from the layout."""
+    """Manifest of our zoo, of one Model-J discriminative tree, or of a folder of such trees
+    (one sub-folder per tree, named after it), detected from the layout."""
     path = Path(path)
     if (path / MODELS_SUBDIR).is_dir():
         return build_manifest(path, write=False)
-    if all((path / s).is_dir() for s in MODELJ_SPLITS):
+    if _is_modelj_tree(path):
         return scan_modelj_discriminative(path)
+    trees = sorted(d for d in path.iterdir() if d.is_dir() and _is_modelj_tree(d)) if path.is_dir() else []
+    if trees:
+        return pd.concat([scan_modelj_discriminative(d) for d in trees], ignore_index=True)
     raise ZooError(
-        f"{path}: not a zoo: expected a '{MODELS_SUBDIR}/' folder (kit zoo) or "
-        f"{list(MODELJ_SPLITS)} folders (Model-J discriminative)"
+        f"{path}: not a zoo: expected a '{MODELS_SUBDIR}/' folder (kit zoo), {list(MODELJ_SPLITS)} folders "
+        f"(a Model-J discriminative tree) or sub-folders that are Model-J trees"
     )
 
 

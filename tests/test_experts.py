@@ -65,9 +65,50 @@ def test_bad_layers_labels_and_splits_are_named(tmp_path):
 def test_router_separates_trees_of_one_architecture_and_of_two(tmp_path):
     zoo_df = pd.concat([_zoo(tmp_path, 30, seed=1, tree="A"), _zoo(tmp_path, 30, seed=2, tree="B", shift=2.0),
                         _zoo(tmp_path, 30, seed=3, tree="C", shape=(6, 5))], ignore_index=True)
-    routed = experts.route_models(zoo_df, {})
+    routed = experts.route_models(zoo_df)
     assert baselines.routing_accuracy(routed["cluster"], routed["tree"]) == 1.0
     mapping = experts.cluster_to_tree(routed)
     assert sorted(mapping.values()) == ["A", "B", "C"]
     assert (routed["cluster"].map(mapping) == routed["tree"]).all()
     assert np.unique(routed["layer"]).tolist() == ["blocks.0.weight"]
+
+
+def _modelj_tree(root, tree, n, seed, shift=0.0):
+    """A Model-J tree (Hugging Face cache layout) whose models carry their classes in one layer."""
+    from safetensors.torch import save_file
+    names = [f"class_{c}" for c in range(N_LABELS)]
+    g = torch.Generator().manual_seed(seed)
+    dirs = torch.randn(N_LABELS, 12, 10, generator=torch.Generator().manual_seed(99))
+    base = torch.randn(12, 10, generator=torch.Generator().manual_seed(1000 + seed)) * 3 + shift
+    for i in range(n):
+        split = "train" if i < 0.7 * n else "val" if i < 0.8 * n else "test"
+        classes = sorted(torch.randperm(N_LABELS, generator=g)[:4].tolist())
+        w = base + dirs[classes].sum(0) + torch.randn(12, 10, generator=g)
+        snap = root / tree / split / f"models--ProbeX--{tree}_{i}" / "snapshots" / "abc"
+        snap.mkdir(parents=True)
+        (snap.parent.parent / "refs").mkdir()
+        (snap.parent.parent / "refs" / "main").write_text("abc")
+        save_file({"vit.layer.0.fc2.weight": w, "classifier.weight": torch.randn(4, 12, generator=g)},
+                  str(snap / "model.safetensors"), metadata={"dataset_chosen_targets": repr([names[c] for c in classes])})
+
+
+def test_table1_router_and_ablations_on_a_modelj_folder(tmp_path):
+    from probex_lib import profiles
+    _modelj_tree(tmp_path, "SupViT", 80, seed=1)
+    _modelj_tree(tmp_path, "DINO", 80, seed=2, shift=2.0)
+    m = zoo.open_zoo(tmp_path)
+    cfg = profiles.get_config("probex", "smoke", {"epochs": 80, "r_u": 16, "r_v": 16, "r_t": 32, "sweep_filter": [],
+                                                  "statnn_iter": 20, "ablation_tree": "SupViT"})
+    table, sweep, best = experts.tree_experts(m, cfg)
+    assert set(table["tree"]) == {"SupViT", "DINO"} and set(sweep["layer"]) == {"vit.layer.0.fc2.weight"}
+    wide = experts.table1_wide(table).set_index("expert")
+    assert (wide.loc["probex", ["DINO", "SupViT"]] > 0.85).all(), wide
+    assert wide.loc["statnn", "mean"] < wide.loc["probex", "mean"]
+    routed, summary = experts.router_accuracy(m, best)
+    assert summary["routing_accuracy"] == 1.0 and summary["n_clusters"] == 2
+    assert summary["end_to_end_test"] == pytest.approx(summary["oracle_test"])  # perfect routing: same experts
+    abl = experts.ablations(m[m["tree"] == "SupViT"], best["SupViT"]["layer"], cfg)
+    assert set(abl["ablation"]) == {"joint r", "r_u", "r_v", "r_t", "depth", "n_train"}
+    assert abl[abl["ablation"] == "n_train"]["value"].tolist() == [2, 56]  # 0 means every training model
+    with pytest.raises(zoo.ZooError, match=r"unknown tree\(s\) \['ResNet'\]"):
+        experts.tree_experts(m, profiles.get_config("probex", "smoke", {"trees": ["ResNet"]}))

@@ -10,12 +10,16 @@ FIGURES = {  # PNG + PDF each
                                      "fig3d_moe_vs_shared", "fig3_layer_sweep"],
     "02_modelj_generation": ["fig17_21_accuracy_histograms", "fig22_24_accuracy_vs_lr", "fig16_generative_layout",
                              "modelj_lora_samples_fine", "modelj_lora_samples_low", "modelj_personalisation"],
+    "03_probex_tree_experts": ["table1_probex_per_tree", "probex_layer_sweep", "probex_router_confusion",
+                               "figs9_15_probex_ablations"],
 }
 TABLES = {  # CSV + Markdown each
     "01_motivation_tree_vs_forest": ["fig3a_tree_vs_forest", "fig3b_positive_transfer", "fig3c_negative_transfer",
                                      "fig3d_moe_vs_shared"],
     "02_modelj_generation": ["table9_modelj_summary", "modelj_accuracy_per_tree", "fig16_generative_layout",
                              "modelj_personalisation", "modelj_throughput"],
+    "03_probex_tree_experts": ["table1_probex_per_tree", "table1_probex_per_tree_long", "probex_layer_sweep",
+                               "probex_router", "probex_ablations"],
 }
 
 

@@ -71,3 +71,27 @@ def test_paper_profile_roots_come_from_the_hub_path(kit_dirs, tmp_path):
     ft, meta = vision.train_vision(_params(hub=hub, init=str(root), epochs=1))
     assert 0 <= meta["test_accuracy"] <= 1 and not torch.equal(ft["vit.layers.0.attention.q_proj.weight"],
                                                                 state["vit.layers.0.attention.q_proj.weight"])
+
+
+@pytest.mark.parametrize("kind,size", [("vit", TINY_VIT), ("resnet", TINY_RESNET)])
+def test_probed_head_fits_the_frozen_features_and_leaves_the_backbone(kind, size):
+    torch.manual_seed(0)
+    model = vision.build(kind, 3, size)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    x = torch.randn(60, 3, 32, 32)
+    y = torch.arange(60) % 3
+    x[y == 1] += 1.5  # classes the frozen random features can tell apart
+    x[y == 2] -= 1.5
+    vision.probe_head(model, x, y, 3, seed=0)
+    after = model.state_dict()
+    head = [k for k in after if k.startswith("classifier.")]
+    assert all(torch.equal(after[k], before[k]) for k in after if k not in head)  # backbone untouched
+    assert any(not torch.equal(after[k], before[k]) for k in head)
+    model.eval()
+    with torch.no_grad():
+        acc = (model(pixel_values=x).logits.argmax(1) == y).float().mean()
+    assert acc > 0.9
+    p = _params(kind=kind, size=size, head_init="probe", epochs=1)
+    s1, _ = vision.train_vision(p)
+    s2, _ = vision.train_vision(p)
+    assert all(torch.equal(s1[k], s2[k]) for k in s1)  # deterministic with the probe stage

@@ -156,8 +156,17 @@ def test_modelj_missing_layer_and_bad_metadata_are_named(tmp_path):
     save_file({"w": torch.zeros(1)}, p, metadata={"lr": "0.1"})
     with pytest.raises(zoo.ZooError, match="no 'dataset_chosen_targets'"):
         zoo.open_zoo(tmp_path / "d")
+    (tmp_path / "empty").mkdir()
     with pytest.raises(zoo.ZooError, match="not a zoo"):
-        zoo.open_zoo(tmp_path)
+        zoo.open_zoo(tmp_path / "empty")
+
+
+def test_folder_of_modelj_trees_is_one_manifest(tmp_path):
+    write_modelj_fixture(tmp_path / "SupViT")
+    write_modelj_fixture(tmp_path / "MAE", n_per_split=1)
+    (tmp_path / "notes").mkdir()  # a folder that is not a tree is ignored by name, trees are not guessed
+    df = zoo.open_zoo(tmp_path)
+    assert df.groupby("tree").size().to_dict() == {"MAE": 3, "SupViT": 6}
 
 
 def test_multi_hot():
