@@ -20,9 +20,10 @@ from torch import nn
 
 
 class ProbeX(nn.Module):
-    """ProbeX for inputs x: (batch, d_W, d_H) -> (batch, d_Y)."""
+    """ProbeX for inputs x: (batch, d_W, d_H) -> (batch, d_Y); with ``d_y=None`` no head T, so
+    the output is the encoding (batch, r_T) (the text-aligned model adds its own head)."""
 
-    def __init__(self, d_w: int, d_h: int, d_y: int, r_u: int = 128, r_v: int = 128, r_t: int = 128,
+    def __init__(self, d_w: int, d_h: int, d_y: int | None, r_u: int = 128, r_v: int = 128, r_t: int = 128,
                  activation: str = "relu", encoder_depth: int = 1):
         super().__init__()
         if activation not in ("relu", "linear"):
@@ -36,7 +37,7 @@ class ProbeX(nn.Module):
         for _ in range(encoder_depth - 1):  # Appendix E.2: deeper encoders
             layers += [copy.deepcopy(act), nn.Linear(r_t, r_t)]
         self.encoder = nn.Sequential(*layers)
-        self.head = nn.Linear(r_t, d_y)  # T
+        self.head = nn.Linear(r_t, d_y) if d_y else nn.Identity()  # T (none: the encoder alone)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Model encodings e: (batch, r_T)."""

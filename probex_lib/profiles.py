@@ -141,7 +141,7 @@ class ProbeXConfig:
     router_layer: str = ""  # empty: each architecture's first swept layer
     ablation_tree: str = "SupViT"  # the paper's ablations use the Sup. ViT tree
     ablation_epochs: int = 150
-    rank_grid: tuple[int, ...] = (4, 8, 16, 32, 64, 128)
+    rank_grid: tuple[int, ...] = (8, 32, 128)
     depth_grid: tuple[int, ...] = (1, 2, 3)
     n_train_grid: tuple[int, ...] = (10, 25, 50, 0)  # 0: every training model
     seed: int = 0
