@@ -42,15 +42,17 @@ class LayerData:
 
 def label_matrix(manifest: pd.DataFrame, key: str = "classes", labels: Sequence | None = None) -> tuple[np.ndarray, tuple]:
     """(n, n_labels) multi-hot of the per-model label lists in column ``key`` (labels: the
-    sorted union unless given). A model without the key is an error naming it."""
+    sorted union unless given); a single string or integer label counts as a one-element list.
+    A model without the key is an error naming it."""
     if key not in manifest.columns:
         raise zoo.ZooError(f"no model has metadata {key!r}; available keys: {sorted(manifest.columns)[:20]}")
-    missing = manifest[manifest[key].map(lambda v: not isinstance(v, (list, tuple)))]
+    values = manifest[key].map(lambda v: [v] if isinstance(v, (str, int, np.integer)) and not isinstance(v, bool) else v)
+    missing = manifest[values.map(lambda v: not isinstance(v, (list, tuple)))]
     if len(missing):
         raise zoo.ZooError(f"{missing['path'].iloc[0]}: metadata {key!r} missing or not a list "
                            f"({len(missing)} of {len(manifest)} models)")
-    labels = tuple(labels) if labels is not None else tuple(sorted({v for vs in manifest[key] for v in vs}))
-    return zoo.multi_hot([[str(v) for v in vs] for vs in manifest[key]], [str(v) for v in labels]), labels
+    labels = tuple(labels) if labels is not None else tuple(sorted({v for vs in values for v in vs}, key=str))
+    return zoo.multi_hot([[str(v) for v in vs] for vs in values], [str(v) for v in labels]), labels
 
 
 def layer_data(manifest: pd.DataFrame, layer: str, key: str = "classes", labels: Sequence | None = None) -> LayerData:
@@ -63,6 +65,30 @@ def layer_data(manifest: pd.DataFrame, layer: str, key: str = "classes", labels:
     y, labels = label_matrix(manifest, key, labels)
     x = zoo.matrix_view(zoo.load_layer(manifest["path"].tolist(), layer))
     return LayerData(x, torch.from_numpy(y), manifest["split"].to_numpy(), labels, layer)
+
+
+def assign_split(manifest: pd.DataFrame, seed: int = 0, fractions: tuple[float, float, float] = (0.7, 0.1, 0.2)) -> pd.DataFrame:
+    """The manifest with a seeded train/val/test ``split`` column when it has none (kept if present)."""
+    if "split" in manifest.columns:
+        return manifest
+    n = len(manifest)
+    perm = np.random.default_rng(seed).permutation(n)
+    n_train, n_val = int(round(fractions[0] * n)), int(round(fractions[1] * n))
+    split = np.empty(n, dtype=object)
+    split[perm[:n_train]], split[perm[n_train:n_train + n_val]], split[perm[n_train + n_val:]] = "train", "val", "test"
+    return manifest.assign(split=split)
+
+
+def train_probex(folder: str, layer: str, key: str = "classes", epochs: int = 500, seed: int = 0,
+                 r_u: int = 128, r_v: int = 128, r_t: int = 128) -> dict:
+    """ProbeX on one layer of a folder of models of one tree (our zoo, a Model-J tree, or plain
+    safetensors files with metadata), predicting the per-model label list (or single label)
+    ``key``. Models without a split get a seeded 70/10/20 one. Returns :func:`fit_expert`'s
+    dict plus ``labels`` (the order of the outputs)."""
+    manifest = assign_split(zoo.open_zoo(folder), seed)
+    check_layer(manifest["path"].iloc[0], layer)
+    d = layer_data(manifest, layer, key)
+    return {**fit_expert("probex", d, epochs, seed, r_u=r_u, r_v=r_v, r_t=r_t), "labels": d.labels}
 
 
 def candidate_layers(path: str, exclude: Sequence[str] = ("classifier",)) -> list[str]:
@@ -90,8 +116,9 @@ def build_expert(kind: str, d: LayerData, r_u: int = 128, r_v: int = 128, r_t: i
 
 
 def fit_expert(kind: str, d: LayerData, epochs: int, seed: int = 0, n_train: int | None = None, **arch) -> dict:
-    """Train one expert; returns val/test accuracy of the best validation epoch, parameters,
-    best epoch, seconds and the fitted model. ``n_train`` keeps a seeded subset of training models."""
+    """Train one expert; returns val/test accuracy of the best validation epoch, the test
+    accuracy's standard error over test models (``test_se``), parameters, best epoch, seconds
+    and the fitted model. ``n_train`` keeps a seeded subset of training models."""
     xtr, ytr = d.part("train")
     if n_train is not None:
         keep = torch.as_tensor(np.sort(np.random.default_rng(seed).permutation(len(xtr))[:n_train]))
@@ -106,8 +133,10 @@ def fit_expert(kind: str, d: LayerData, epochs: int, seed: int = 0, n_train: int
     res = fit(model, xtr, ytr, xva, yva, epochs=epochs, seed=seed)
     seconds = time.perf_counter() - t0
     with torch.no_grad():
-        test = binary_accuracy_logits(res.model(xte), yte)
-    return {"expert": kind, "layer": d.layer, "val": res.best_val, "test": test, "best_epoch": res.best_epoch,
+        per_model = ((res.model(xte) > 0) == (yte > 0.5)).float().mean(1)  # (n_test,) accuracy of each test model
+    test = float(per_model.mean())
+    test_se = float(per_model.std() / len(per_model) ** 0.5) if len(per_model) > 1 else float("nan")
+    return {"expert": kind, "layer": d.layer, "val": res.best_val, "test": test, "test_se": test_se, "best_epoch": res.best_epoch,
             "parameters": n_parameters(model), "seconds": seconds, "n_train": len(xtr), "model": res.model}
 
 
@@ -228,7 +257,8 @@ def tree_experts(manifest: pd.DataFrame, cfg, key: str = "classes") -> tuple[pd.
         dense = fit_expert("dense", layer_data(sub, top["layer"], key, labels), cfg.epochs, cfg.seed)
         stat = fit_statnn_tree(sub, key, labels, cfg.seed, cfg.statnn_iter)
         for r in (stat, dense, top):
-            rows.append({"tree": tree, **{k: r.get(k, np.nan) for k in ("expert", "layer", "val", "test", "parameters", "seconds")}})
+            rows.append({"tree": tree, **{k: r.get(k, np.nan) for k in ("expert", "layer", "val", "test", "test_se",
+                                                                          "parameters", "seconds")}})
     return pd.DataFrame(rows), pd.concat(sweeps, ignore_index=True), best
 
 
@@ -299,7 +329,7 @@ def ablations(manifest: pd.DataFrame, layer: str, cfg, key: str = "classes") -> 
     rows = []
     for name, value, arch, n in tqdm(runs, desc="ablations"):
         r = fit_expert("probex", d, cfg.ablation_epochs, cfg.seed, n_train=n, **arch)
-        rows.append({"ablation": name, "value": value, "val": r["val"], "test": r["test"],
+        rows.append({"ablation": name, "value": value, "val": r["val"], "test": r["test"], "test_se": r["test_se"],
                      "parameters": r["parameters"], "seconds": r["seconds"]})
     return pd.DataFrame(rows)
 
@@ -332,34 +362,37 @@ def judge(table: pd.DataFrame, router: dict, abl: pd.DataFrame, cfg, figure: str
         "reproduced: routing accuracy 1.0; partly: >= 0.9", verdict(router["routing_accuracy"] == 1.0,
                                                                      router["routing_accuracy"] >= 0.9), figure, router))
 
-    def series(name: str) -> pd.Series:
-        return abl[abl["ablation"] == name].set_index("value")["test"].sort_index()
+    def series(name: str, col: str = "test") -> pd.Series:
+        return abl[abl["ablation"] == name].set_index("value")[col].sort_index()
 
+    se = float(abl["test_se"].median())  # one test set for every run: a typical standard error
     joint, r_v, r_t = series("joint r"), series("r_v"), series("r_t")
     best_r = int(joint.idxmax())
     spread_v, spread_t = float(r_v.max() - r_v.min()), float(r_t.max() - r_t.min())
-    big_rank = best_r > min(joint.index)
+    big_rank = joint.max() - joint.iloc[0] > 2 * se
     out.append(Claim(
         "P-F9..12", "r_U, r_V, r_T ablations", "best near 128; r_V matters little; r_T matters a lot",
-        f"best joint rank {best_r} (test {joint.max():.3f}); spread over r_V {spread_v:.3f}, over r_T {spread_t:.3f}",
-        "reproduced: the best joint rank is not the smallest tried and r_V's spread is below r_T's; partly: one of the two",
-        verdict(big_rank and spread_v < spread_t, big_rank or spread_v < spread_t), figure,
+        f"best joint rank {best_r} (test {joint.max():.3f} vs {joint.iloc[0]:.3f} at rank {int(joint.index[0])}, "
+        f"SE {se:.3f}); spread over r_V {spread_v:.3f}, over r_T {spread_t:.3f}",
+        "reproduced: the best joint rank beats the smallest by more than 2 SE and r_V's spread is below r_T's; "
+        "partly: one of the two", verdict(big_rank and spread_v < spread_t, big_rank or spread_v < spread_t), figure,
         {k: series(k).to_dict() for k in ("joint r", "r_u", "r_v", "r_t")}))
     depth = series("depth")
+    drop = depth.iloc[0] - depth.iloc[-1]
     out.append(Claim(
         "P-F13,15", "deeper ProbeX encoders", "deeper overfits, worse",
-        "test " + ", ".join(f"depth {int(k)}: {v:.3f}" for k, v in depth.items()),
-        "reproduced: depth 1 at least as good as the deepest tried; partly: as good as any deeper one",
-        verdict(depth.iloc[0] >= depth.iloc[-1] and depth.iloc[0] >= depth.max(), depth.iloc[0] >= depth.iloc[-1]),
-        figure, depth.to_dict()))
+        "test " + ", ".join(f"depth {int(k)}: {v:.3f}" for k, v in depth.items()) + f" (SE {se:.3f})",
+        "reproduced: depth 1 beats the deepest by more than 2 SE; partly: depth 1 at least as good (within noise)",
+        verdict(drop > 2 * se, drop >= 0), figure, depth.to_dict()))
     n = series("n_train")
-    rising = bool((np.diff(n.to_numpy()) >= -0.005).all())
+    steps = np.diff(n.to_numpy())
     out.append(Claim(
         "P-F14", "dataset size: more models from the tree", "more models help",
-        "test " + ", ".join(f"{int(k)} models: {v:.3f}" for k, v in n.items()),
-        "reproduced: accuracy never drops by more than 0.005 as models are added and rises by >= 0.02 overall; "
+        "test " + ", ".join(f"{int(k)} models: {v:.3f}" for k, v in n.items()) + f" (SE {se:.3f})",
+        "reproduced: the largest set beats the smallest by more than 2 SE and no step drops by more than 2 SE; "
         "partly: the largest set beats the smallest",
-        verdict(rising and n.iloc[-1] - n.iloc[0] >= 0.02, n.iloc[-1] > n.iloc[0]), figure, n.to_dict()))
+        verdict(n.iloc[-1] - n.iloc[0] > 2 * se and bool((steps > -2 * se).all()), n.iloc[-1] > n.iloc[0]),
+        figure, n.to_dict()))
     paper_recipe = cfg.epochs == 500 and cfg.r_u == cfg.r_v == cfg.r_t == 128
     secs = table[table["expert"] == "probex"]["seconds"].mean()
     out.append(Claim(

@@ -300,8 +300,9 @@ def _is_modelj_tree(path: Path) -> bool:
 
 
 def open_zoo(path: str | Path) -> pd.DataFrame:
-    """Manifest of our zoo, of one Model-J discriminative tree, or of a folder of such trees
-    (one sub-folder per tree, named after it), detected from the layout."""
+    """Manifest of our zoo, of one Model-J discriminative tree, of a folder of such trees (one
+    sub-folder per tree, named after it), or of a plain folder of ``*.safetensors`` files (their
+    metadata as columns), detected from the layout."""
     path = Path(path)
     if (path / MODELS_SUBDIR).is_dir():
         return build_manifest(path, write=False)
@@ -310,9 +311,12 @@ def open_zoo(path: str | Path) -> pd.DataFrame:
     trees = sorted(d for d in path.iterdir() if d.is_dir() and _is_modelj_tree(d)) if path.is_dir() else []
     if trees:
         return pd.concat([scan_modelj_discriminative(d) for d in trees], ignore_index=True)
+    files = sorted(path.glob("*.safetensors")) if path.is_dir() else []
+    if files:  # a plain folder of checkpoints: one row per file, its metadata as columns
+        return pd.DataFrame([{"path": str(f.resolve()), "model_id": f.stem, **read_metadata(f)} for f in files])
     raise ZooError(
         f"{path}: not a zoo: expected a '{MODELS_SUBDIR}/' folder (kit zoo), {list(MODELJ_SPLITS)} folders "
-        f"(a Model-J discriminative tree) or sub-folders that are Model-J trees"
+        f"(a Model-J discriminative tree), sub-folders that are Model-J trees, or *.safetensors files"
     )
 
 

@@ -110,5 +110,25 @@ def test_table1_router_and_ablations_on_a_modelj_folder(tmp_path):
     abl = experts.ablations(m[m["tree"] == "SupViT"], best["SupViT"]["layer"], cfg)
     assert set(abl["ablation"]) == {"joint r", "r_u", "r_v", "r_t", "depth", "n_train"}
     assert abl[abl["ablation"] == "n_train"]["value"].tolist() == [2, 56]  # 0 means every training model
+    assert (abl["test_se"] > 0).all()
+    verdicts = {c.id: c.verdict for c in experts.judge(table, summary, abl, cfg)}
+    assert verdicts["P-Router"] == "reproduced" and verdicts["P-impl"] == "partly"
+    assert set(verdicts) == {"P-T1", "P-Router", "P-F9..12", "P-F13,15", "P-F14", "P-impl"}
     with pytest.raises(zoo.ZooError, match=r"unknown tree\(s\) \['ResNet'\]"):
         experts.tree_experts(m, profiles.get_config("probex", "smoke", {"trees": ["ResNet"]}))
+
+
+def test_train_probex_on_a_plain_folder_with_a_single_label_per_model(tmp_path):
+    g = torch.Generator().manual_seed(0)
+    dirs = torch.randn(3, 8, 6, generator=g)
+    for i in range(60):
+        label = ["cat", "dog", "fox"][i % 3]
+        w = dirs[i % 3] + 0.3 * torch.randn(8, 6, generator=g)
+        zoo.save_model(tmp_path / f"ckpt{i:02d}.safetensors", {"enc.weight": w, "enc.bias": w[:, 0].clone()},
+                       {"species": label})
+    r = experts.train_probex(str(tmp_path), "enc.weight", key="species", epochs=40, r_u=8, r_v=8, r_t=8)
+    assert r["labels"] == ("cat", "dog", "fox") and r["test"] > 0.9 and r["n_train"] == 42
+    with pytest.raises(zoo.ZooError, match=r"no layer 'enc\.weights'; close names: \['enc\.weight'"):
+        experts.train_probex(str(tmp_path), "enc.weights", key="species")
+    with pytest.raises(zoo.ZooError, match="no model has metadata 'colour'"):
+        experts.train_probex(str(tmp_path), "enc.weight", key="colour")
