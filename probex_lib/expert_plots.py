@@ -2,6 +2,8 @@
 confusion matrix and the Appendix E ablations. Each function returns a figure in the kit's style."""
 from __future__ import annotations
 
+import re
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -19,12 +21,16 @@ def table1_bars(table: pd.DataFrame) -> plt.Figure:
 
 
 def _short(layer: str) -> str:
-    """A layer name short enough for a tick label (drops the model prefix and '.weight')."""
-    for prefix in ("vit.layers.", "vit.", "resnet.encoder.stages.", "resnet."):
-        if layer.startswith(prefix):
-            layer = layer[len(prefix):]
-            break
-    return layer.removesuffix(".weight").replace("attention.", "").replace("layers.0.layer.", "").replace("mlp.", "")
+    """A tick label for a layer: ViT "3.fc2" / "1.o_proj"; ResNet "s2.b0.c1" (stage, block,
+    conv), "s2.b0.sc" (shortcut), "stem"; anything else without its '.weight'."""
+    name = layer.removesuffix(".weight")
+    m = re.match(r"^resnet\.encoder\.stages\.(\d+)\.layers\.(\d+)\.(?:layer\.(\d+)|(shortcut))\.convolution$", name)
+    if m:
+        return f"s{m[1]}.b{m[2]}." + (f"c{m[3]}" if m[3] is not None else "sc")
+    if name.startswith("resnet.embedder"):
+        return "stem"
+    m = re.match(r"^vit\.layers\.(\d+)\.(?:attention|mlp)\.(\w+)$", name)
+    return f"{m[1]}.{m[2]}" if m else name
 
 
 def layer_sweep(sweep: pd.DataFrame) -> plt.Figure:
@@ -42,8 +48,9 @@ def layer_sweep(sweep: pd.DataFrame) -> plt.Figure:
         ax.set_xticks(x, [_short(k) for k in sub["layer"]], rotation=90, fontsize=6)
         ax.set_title(f"{tree}: best {_short(sub['layer'][best])}")
     axes[0][0].set_ylabel("accuracy (binary)")
-    axes[0][0].legend(loc="lower left")
-    fig.tight_layout()
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper right", ncol=2)
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
     return fig
 
 

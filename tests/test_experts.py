@@ -132,3 +132,10 @@ def test_train_probex_on_a_plain_folder_with_a_single_label_per_model(tmp_path):
         experts.train_probex(str(tmp_path), "enc.weights", key="species")
     with pytest.raises(zoo.ZooError, match="no model has metadata 'colour'"):
         experts.train_probex(str(tmp_path), "enc.weight", key="colour")
+
+
+def test_layer_tick_labels_are_short_and_distinct():
+    from probex_lib.expert_plots import _short
+    assert _short("resnet.encoder.stages.2.layers.0.shortcut.convolution.weight") == "s2.b0.sc"
+    assert _short("resnet.encoder.stages.0.layers.0.layer.1.convolution.weight") == "s0.b0.c1"
+    assert _short("vit.layers.3.mlp.fc2.weight") == "3.fc2" and _short("vit.layers.1.attention.o_proj.weight") == "1.o_proj"
