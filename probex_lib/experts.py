@@ -69,14 +69,7 @@ def layer_data(manifest: pd.DataFrame, layer: str, key: str = "classes", labels:
 
 def assign_split(manifest: pd.DataFrame, seed: int = 0, fractions: tuple[float, float, float] = (0.7, 0.1, 0.2)) -> pd.DataFrame:
     """The manifest with a seeded train/val/test ``split`` column when it has none (kept if present)."""
-    if "split" in manifest.columns:
-        return manifest
-    n = len(manifest)
-    perm = np.random.default_rng(seed).permutation(n)
-    n_train, n_val = int(round(fractions[0] * n)), int(round(fractions[1] * n))
-    split = np.empty(n, dtype=object)
-    split[perm[:n_train]], split[perm[n_train:n_train + n_val]], split[perm[n_train + n_val:]] = "train", "val", "test"
-    return manifest.assign(split=split)
+    return manifest if "split" in manifest.columns else manifest.assign(split=zoo.split_labels(len(manifest), fractions, seed))
 
 
 def train_probex(folder: str, layer: str, key: str = "classes", epochs: int = 500, seed: int = 0,
@@ -284,24 +277,27 @@ def router_accuracy(manifest: pd.DataFrame, best: dict, layer: str = "", pattern
     routed["routed_tree"] = routed["cluster"].map(c2t)
     test = routed["split"] == "test"
     _, labels = label_matrix(manifest, key)
-    end, oracle = [], []
-    for tree, fit_res in best.items():
+    end, oracle = [], []  # per test model: accuracy of its routed tree's expert, of its own tree's expert
+    by_id = routed.set_index("model_id")["routed_tree"]
+    for tree, own in best.items():
         sub = manifest[(manifest["tree"] == tree) & (manifest["split"] == "test")]
         if not len(sub):
             continue
         y = torch.from_numpy(label_matrix(sub, key, labels)[0])
-        rt = routed.set_index("model_id").loc[sub["model_id"], "routed_tree"].to_numpy()
-        for i, (_, row) in enumerate(sub.iterrows()):
-            expert = best.get(rt[i])
-            x_true = zoo.matrix_view(zoo.load_layer([row["path"]], fit_res["layer"]))
-            with torch.no_grad():
-                oracle.append(binary_accuracy_logits(fit_res["model"](x_true), y[i:i + 1]))
-                if expert is None or expert["layer"] not in zoo.tensor_names(row["path"]):
-                    end.append(0.5)  # routed to a tree whose expert cannot read this model: a coin flip
+        to = by_id.loc[sub["model_id"]].to_numpy()
+        for target in np.unique(to.astype(str)):
+            rows = np.flatnonzero(to.astype(str) == target)
+            paths = sub["path"].iloc[rows].tolist()
+            for expert, sink in ((own, oracle), (best.get(target), end)):
+                if expert is None or expert["layer"] not in zoo.tensor_names(paths[0]):
+                    sink += [0.5] * len(rows)  # routed to a tree whose expert cannot read this model: a coin flip
                     continue
-                x = zoo.matrix_view(zoo.load_layer([row["path"]], expert["layer"]))
-                end.append(binary_accuracy_logits(expert["model"](x), y[i:i + 1]) if x.shape[1:] == expert["model"].inner.shape
-                           else 0.5)
+                x = zoo.matrix_view(zoo.load_layer(paths, expert["layer"]))
+                if tuple(x.shape[1:]) != expert["model"].inner.shape:
+                    sink += [0.5] * len(rows)
+                    continue
+                with torch.no_grad():
+                    sink += ((expert["model"](x) > 0) == (y[rows] > 0.5)).float().mean(1).tolist()
     summary = {"routing_accuracy": float((routed["routed_tree"] == routed["tree"]).mean()),
                "routing_accuracy_test": float((routed.loc[test, "routed_tree"] == routed.loc[test, "tree"]).mean()),
                "n_clusters": int(routed["cluster"].nunique()), "n_trees": int(routed["tree"].nunique()),

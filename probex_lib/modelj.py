@@ -116,7 +116,7 @@ def finetune_specs(cfg: ModelJConfig, roots_dir: Path) -> list[zoo.ModelSpec]:
     specs = []
     for r, name in enumerate(root_names(cfg)):
         kind = ROOT_KINDS[name]
-        split = _split_labels(cfg.models_per_tree, cfg.split, _seed(cfg, 2, r))
+        split = zoo.split_labels(cfg.models_per_tree, cfg.split, _seed(cfg, 2, r))
         for i in range(cfg.models_per_tree):
             rng = np.random.default_rng(_seed(cfg, 3, r, i))
             specs.append(zoo.ModelSpec(f"{name}-{i:04d}", {
@@ -131,14 +131,6 @@ def finetune_specs(cfg: ModelJConfig, roots_dir: Path) -> list[zoo.ModelSpec]:
                 "hub": cfg.hub.get(name), "objective": "classify", "tree": name, "parent": name, "split": split[i],
             }))
     return specs
-
-
-def _split_labels(n: int, fractions: tuple[float, float, float], seed: int) -> list[str]:
-    perm = np.random.default_rng(seed).permutation(n)
-    n_train, n_val = int(round(fractions[0] * n)), int(round(fractions[1] * n))
-    labels = np.empty(n, dtype=object)
-    labels[perm[:n_train]], labels[perm[n_train:n_train + n_val]], labels[perm[n_train + n_val:]] = "train", "val", "test"
-    return labels.tolist()
 
 
 # --------------------------------------------------------------------------- generative
@@ -198,7 +190,7 @@ def lora_specs(cfg: ModelJConfig, dirs: dict[str, Path], v: int) -> list[zoo.Mod
     classes, held = variant_classes(cfg, v)
     names = class_names(cfg)
     train_classes = [c for c in classes if c not in held]
-    split = _split_labels(len(train_classes) * per_class, cfg.split, _seed(cfg, 9, v))
+    split = zoo.split_labels(len(train_classes) * per_class, cfg.split, _seed(cfg, 9, v))
     specs, k = [], 0
     for c in classes:
         for j in range(per_class):

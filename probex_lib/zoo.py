@@ -320,6 +320,15 @@ def open_zoo(path: str | Path) -> pd.DataFrame:
     )
 
 
+def split_labels(n: int, fractions: Sequence[float] = (0.7, 0.1, 0.2), seed: int = 0) -> list[str]:
+    """"train" / "val" / "test" for n models in the given fractions, in a seeded random order."""
+    perm = np.random.default_rng(seed).permutation(n)
+    n_train, n_val = int(round(fractions[0] * n)), int(round(fractions[1] * n))
+    labels = np.empty(n, dtype=object)
+    labels[perm[:n_train]], labels[perm[n_train:n_train + n_val]], labels[perm[n_train + n_val:]] = "train", "val", "test"
+    return labels.tolist()
+
+
 def multi_hot(class_lists: Sequence[Sequence[str]], class_names: Sequence[str]) -> np.ndarray:
     """(n_models, n_classes) float32 0/1 labels; a class outside ``class_names`` is an error."""
     index = {c: i for i, c in enumerate(class_names)}
