@@ -20,7 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import baselines, zoo
-from .probex import DenseExpert, ProbeX, binary_accuracy_logits, fit, n_parameters
+from .probex import DenseExpert, ProbeX, fit, n_parameters
 
 SPLITS = ("train", "val", "test")
 
