@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import math
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -164,8 +165,6 @@ def fit(model: Aligned, xs: Sequence[torch.Tensor], cls: np.ndarray, text: torch
         weight_decay: float = 1e-5, batch_size: int = 64, seed: int = 0) -> AlignedFit:
     """Adam on the contrastive loss; keeps the epoch with the best validation top-1 (validation
     models are of training classes, matched against ``candidates``)."""
-    import time
-
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
     y = torch.as_tensor(np.asarray(cls))
