@@ -20,6 +20,7 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -112,15 +113,56 @@ def build(kind: str, xs: Sequence[torch.Tensor], d_text: int, r_u: int = 32, r_v
     feature vectors, e.g. StatNN; ``hidden`` > 0 adds an MLP layer). Statistics from ``xs``."""
     if kind == "probex":
         encs = [ProbeX(x.shape[1], x.shape[2], None, r_u, r_v, r_t, activation) for x in xs]
-        return Aligned(encs, [_Standardise(x, per_feature=False) for x in xs], r_t * len(xs), d_text, hidden)
-    if kind == "dense":
+        model = Aligned(encs, [_Standardise(x, per_feature=False) for x in xs], r_t * len(xs), d_text, hidden)
+    elif kind == "dense":
         flat = [x.flatten(1) for x in xs]
-        return Aligned([nn.Flatten(1) for _ in xs], [_Standardise(x, per_feature=False) for x in xs],
-                       sum(f.shape[1] for f in flat), d_text, hidden)
-    if kind == "features":
-        return Aligned([nn.Identity() for _ in xs], [_Standardise(x, per_feature=True) for x in xs],
-                       sum(x.shape[1] for x in xs), d_text, hidden)
-    raise ValueError(f"unknown aligned model kind {kind!r}; valid: ['probex', 'dense', 'features']")
+        model = Aligned([nn.Flatten(1) for _ in xs], [_Standardise(x, per_feature=False) for x in xs],
+                        sum(f.shape[1] for f in flat), d_text, hidden)
+    elif kind == "features":
+        model = Aligned([nn.Identity() for _ in xs], [_Standardise(x, per_feature=True) for x in xs],
+                        sum(x.shape[1] for x in xs), d_text, hidden)
+    else:
+        raise ValueError(f"unknown aligned model kind {kind!r}; valid: ['probex', 'dense', 'features']")
+    model.spec = {"kind": kind, "shapes": [list(x.shape[1:]) for x in xs], "d_text": d_text, "r_u": r_u, "r_v": r_v,
+                  "r_t": r_t, "activation": activation, "hidden": hidden}
+    return model
+
+
+# --------------------------------------------------------------------------- checkpoints (safetensors, no pickle)
+
+
+def save_aligned(path: str | Path, model: Aligned, layers: Sequence[str], meta: dict | None = None) -> Path:
+    """Write the model's weights and its architecture (``model.spec``), the LoRA ``layers`` it
+    reads and ``meta`` (text encoder, class names, ...) to one safetensors file, atomically."""
+    if len(layers) != len(model.encoders):
+        raise ValueError(f"model reads {len(model.encoders)} layers, got names of {len(layers)}")
+    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    return zoo.save_model(path, state, {"aligned_spec": model.spec, "layers": list(layers), **(meta or {})})
+
+
+@dataclass
+class AlignedCheckpoint:
+    model: Aligned
+    layers: list[str]
+    meta: dict
+
+
+def read_aligned(path: str | Path) -> AlignedCheckpoint:
+    """Rebuild a model written by :func:`save_aligned`; a file without its spec is an error."""
+    meta = zoo.read_metadata(path)
+    if "aligned_spec" not in meta or "layers" not in meta:
+        raise zoo.ZooError(f"{path}: not an aligned ProbeX checkpoint (no 'aligned_spec' / 'layers' metadata)")
+    spec = meta.pop("aligned_spec")
+    dummies = [torch.zeros(2, *shape) for shape in spec["shapes"]]
+    model = build(spec["kind"], dummies, spec["d_text"], spec["r_u"], spec["r_v"], spec["r_t"], spec["activation"],
+                  spec["hidden"])
+    zoo.load_checked(model, zoo.load_tensors(path), path)
+    model.eval()
+    return AlignedCheckpoint(model, list(meta.pop("layers")), meta)
+
+
+def load_aligned(path: str | Path) -> Aligned:
+    return read_aligned(path).model
 
 
 def n_trainable(model: Aligned) -> int:
@@ -201,11 +243,16 @@ def _cosine_distances(z: np.ndarray) -> np.ndarray:
 
 def knn_accuracy(z: np.ndarray, labels: np.ndarray, k: int) -> float:
     """Leave-one-out kNN classification: each model goes to the class whose k nearest other
-    models (cosine distance) are nearest on average. z: (n, d); labels: (n,)."""
+    models (cosine distance) are nearest on average (all of them if the class has fewer than k
+    others). z: (n, d); labels: (n,); every class needs at least 2 models."""
+    counts = dict(zip(*np.unique(labels, return_counts=True)))
+    single = [c for c, n in counts.items() if n < 2]
+    if single:
+        raise ValueError(f"classes {single[:5]}: leave-one-out kNN needs at least 2 models per class")
     d = _cosine_distances(z)
-    np.fill_diagonal(d, np.inf)
+    np.fill_diagonal(d, np.nan)  # a model is not its own neighbour; a class with fewer than k others uses them all
     classes = np.unique(labels)
-    scores = np.stack([np.sort(d[:, labels == c], axis=1)[:, :k].mean(1) for c in classes], axis=1)
+    scores = np.stack([np.nanmean(np.sort(d[:, labels == c], axis=1)[:, :k], axis=1) for c in classes], axis=1)
     return float((classes[scores.argmin(1)] == labels).mean())
 
 

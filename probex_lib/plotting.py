@@ -65,11 +65,21 @@ def save_table(df: pd.DataFrame, name: str, out_dir: str | Path | None = None) -
             atomic.write_text(out / f"{name}.md", to_markdown(df))]
 
 
-def _accuracy_limits(ax, values: Sequence[float], chance: float | None) -> None:
-    """Y range that shows every bar and the chance line, with room for value labels."""
+def _accuracy_limits(ax, values: Sequence[float], chance: float | None, bottom_zero: bool = False) -> None:
+    """Y range that shows every bar (with its error bar) and the chance line, with 15 % headroom
+    for value labels. Bars start at zero when ``bottom_zero`` (a cut bar misleads)."""
     vals = [float(v) for v in values if np.isfinite(v)] + ([chance] if chance is not None else [])
     if vals:
-        ax.set_ylim(max(0.0, min(vals) - 0.05), min(1.02, max(vals) + 0.06))
+        lo = 0.0 if bottom_zero else max(0.0, min(vals) - 0.05)
+        hi = max(vals)
+        ax.set_ylim(lo, min(1.02, hi + 0.15 * max(hi - lo, 0.05)))
+
+
+def _chance_line(ax, chance: float) -> None:
+    """Dashed chance line, labelled in the right margin so that it never covers a bar."""
+    ax.axhline(chance, color="k", ls="--", lw=0.8)
+    ax.annotate("chance", xy=(1.0, chance), xycoords=("axes fraction", "data"), xytext=(2, 0),
+                textcoords="offset points", va="center", ha="left", fontsize=7)
 
 
 def bar_compare(labels: Sequence[str], values: Sequence[float], ax=None, chance: float | None = None,
@@ -82,9 +92,8 @@ def bar_compare(labels: Sequence[str], values: Sequence[float], ax=None, chance:
     for xi, v, top in zip(x, values, tops):
         ax.text(xi + 0.05, top + 0.004, f"{v:.3f}", ha="left", va="bottom", fontsize=8)
     if chance is not None:
-        ax.axhline(chance, color="k", ls="--", lw=0.8, label="chance")
-        ax.legend(loc="lower right")
-    _accuracy_limits(ax, values, chance)
+        _chance_line(ax, chance)
+    _accuracy_limits(ax, list(tops), chance, bottom_zero=True)
     ax.set_xticks(x, labels)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
@@ -118,12 +127,12 @@ def grouped_bars(df: pd.DataFrame, group: str, hue: str, value: str, ax=None, ch
     groups = list(dict.fromkeys(df[group]))
     hues = list(dict.fromkeys(df[hue]))
     w = 0.8 / len(hues)
-    _accuracy_limits(ax, df[value].tolist(), chance)
+    _accuracy_limits(ax, df[value].tolist(), chance, bottom_zero=True)
     for j, h in enumerate(hues):
         vals = [float(df[(df[group] == g) & (df[hue] == h)][value].mean()) for g in groups]
         ax.bar(np.arange(len(groups)) + (j - (len(hues) - 1) / 2) * w, vals, w, label=str(h), color=PALETTE[j % len(PALETTE)])
     if chance is not None:
-        ax.axhline(chance, color="k", ls="--", lw=0.8)
+        _chance_line(ax, chance)
     ax.set_xticks(np.arange(len(groups)), groups)
     ax.set_ylabel(ylabel)
     ax.set_title(title)

@@ -47,6 +47,16 @@ class ProbeX(nn.Module):
         codes = self.act(self.proj(z))  # (batch, r_U, r_V)
         return self.encoder(codes.flatten(1))
 
+    def encode_factored(self, b: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        """The same encodings for a LoRA layer X = B·A without forming X: b (batch, d_W, r),
+        a (batch, r, d_H). uᵀ(BA)V = (uᵀB)(AV): O(r·(d_W·r_U + d_H·r_V)) per model instead of
+        O(d_W·d_H·r_U + d_H·r_U·r_V) (no input normalisation here; see benchmarks/bench_aligned.py)."""
+        if (b.shape[1], a.shape[2]) != self.shape or b.shape[2] != a.shape[1]:
+            raise ValueError(f"ProbeX built for layers of shape {self.shape}, got B {tuple(b.shape[1:])} and A {tuple(a.shape[1:])}")
+        ub = torch.einsum("bwr,wu->bur", b, self.probes)  # (batch, r_U, r)
+        codes = self.act(ub @ self.proj(a))  # (batch, r_U, r) @ (batch, r, r_V) -> (batch, r_U, r_V)
+        return self.encoder(codes.flatten(1))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.encode(x))
 

@@ -147,6 +147,36 @@ class ProbeXConfig:
     seed: int = 0
 
 
+
+@dataclass(frozen=True)
+class AlignedConfig:
+    """ProbeX paper, Sec. 6.2, Sec. 7 and App. E.4: text-aligned ProbeX on the generative split.
+
+    ``variants``: the generative variants of notebook 02 to evaluate (the first is the one of
+    the ablations, the paper's SD200). r_U and r_V are capped by our LoRA layers' narrow side
+    (32); r_T is the paper's 128. ``layer_filter`` keeps the LoRA layers whose name contains
+    one of its strings (empty: every adapted layer, as the paper's sweep).
+    """
+
+    variants: tuple[str, ...] = ("fine", "low")
+    text_encoder: str = "minilm"
+    encoder_ablation: tuple[str, ...] = ("minilm", "unet", "bow", "random")
+    clip_name: str = ""  # hub name or local folder of a CLIP model (the paper profile's text encoder)
+    epochs: int = 150  # paper: 500
+    lr: float = 1e-3
+    weight_decay: float = 1e-5
+    batch_size: int = 64
+    r_u: int = 32
+    r_v: int = 32
+    r_t: int = 128
+    layer_filter: tuple[str, ...] = ()
+    ks: tuple[int, ...] = (1, 2, 3)  # neighbours for kNN and OCC (Table 3)
+    repeats: int = 5  # seeds per setting of Tables 2, 4 and 6 (the layer sweep uses one)
+    n_queries: int = 4  # retrieval figure: seeded query models of held-out classes
+    n_retrieved: int = 4
+    seed: int = 0
+
+
 _SECTIONS: dict[str, dict[str, Any]] = {
     "motivation": {
         "smoke": MotivationConfig(
@@ -191,6 +221,14 @@ _SECTIONS: dict[str, dict[str, Any]] = {
         "default": ProbeXConfig(),
         "paper": ProbeXConfig(epochs=500, r_u=128, r_v=128, r_t=128, sweep_filter=(), ablation_epochs=500,
                               rank_grid=(16, 32, 64, 128, 256, 512), n_train_grid=(25, 50, 100, 200, 0)),
+    },
+    "aligned": {
+        "smoke": AlignedConfig(epochs=6, r_u=4, r_v=4, r_t=8, layer_filter=("down_blocks.1.attentions.0.transformer_blocks.0.attn2",),
+                               ks=(1,), repeats=2, n_queries=2, n_retrieved=2),
+        "default": AlignedConfig(),
+        "paper": AlignedConfig(text_encoder="clip", clip_name="openai/clip-vit-large-patch14",
+                               encoder_ablation=("clip", "minilm", "bow", "random"), epochs=500, r_u=128, r_v=128,
+                               ks=(1, 3, 5, 10), repeats=3),
     },
 }
 

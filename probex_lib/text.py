@@ -29,20 +29,24 @@ def _unit(x: torch.Tensor) -> torch.Tensor:
     return (x / x.norm(dim=1, keepdim=True).clamp_min(1e-12)).float().contiguous()
 
 
-def minilm(names: Sequence[str]) -> torch.Tensor:
-    """(n, 384) sentence embeddings of "a <name>"."""
+def _captions(names: Sequence[str], raw: bool, template=diffusion.class_prompt) -> list[str]:
+    return list(names) if raw else [template(n) for n in names]
+
+
+def minilm(names: Sequence[str], raw: bool = False) -> torch.Tensor:
+    """(n, 384) sentence embeddings of "a <name>" (of the text itself when ``raw``)."""
     with torch.no_grad():
-        e = diffusion._minilm().encode([diffusion.class_prompt(n) for n in names], convert_to_tensor=True)
+        e = diffusion._minilm().encode(_captions(names, raw), convert_to_tensor=True)
     return _unit(torch.as_tensor(e).cpu())
 
 
-def unet(names: Sequence[str], unet_file: str | Path, n_tokens: int = 10) -> torch.Tensor:
+def unet(names: Sequence[str], unet_file: str | Path, n_tokens: int = 10, raw: bool = False) -> torch.Tensor:
     """(n, n_cross_layers * inner_dim) keys of the captions in the base UNet's cross-attention."""
     state = zoo.load_tensors(unet_file)
     keys = sorted(k for k in state if k.endswith("attn2.to_k.weight"))
     if not keys:
         raise zoo.ZooError(f"{unet_file}: no cross-attention key projections (attn2.to_k.weight); not a text-conditioned UNet")
-    tokens = diffusion.minilm_token_embeddings([diffusion.class_prompt(n) for n in names], n_tokens)
+    tokens = diffusion.minilm_token_embeddings(_captions(names, raw), n_tokens)
     mask = (tokens.abs().sum(-1, keepdim=True) > 0).float()
     if state[keys[0]].shape[1] != tokens.shape[-1]:
         raise zoo.ZooError(f"{unet_file}: cross-attention expects {state[keys[0]].shape[1]}-d text, MiniLM gives {tokens.shape[-1]}")
@@ -50,13 +54,13 @@ def unet(names: Sequence[str], unet_file: str | Path, n_tokens: int = 10) -> tor
     return _unit(torch.cat(parts, dim=1))
 
 
-def clip(names: Sequence[str], name_or_path: str) -> torch.Tensor:
-    """(n, projection_dim) CLIP text embeddings of "a photo of a <name>"."""
+def clip(names: Sequence[str], name_or_path: str, raw: bool = False) -> torch.Tensor:
+    """(n, projection_dim) CLIP text embeddings of "a photo of a <name>" (the text when ``raw``)."""
     from transformers import CLIPTextModelWithProjection, CLIPTokenizer
 
     tok = CLIPTokenizer.from_pretrained(name_or_path)
     model = CLIPTextModelWithProjection.from_pretrained(name_or_path).eval()
-    batch = tok([f"a photo of a {n}" for n in names], padding=True, return_tensors="pt")
+    batch = tok(_captions(names, raw, lambda n: f"a photo of a {n}"), padding=True, return_tensors="pt")
     with torch.no_grad():
         return _unit(model(**batch).text_embeds)
 
@@ -79,18 +83,25 @@ def random_vectors(names: Sequence[str], dim: int = 384, seed: int = 0) -> torch
 
 
 def embed(encoder: str, names: Sequence[str], unet_file: str | Path | None = None, clip_name: str = "",
-          seed: int = 0) -> torch.Tensor:
-    """Dispatch by encoder name; an unknown name, or a missing UNet / CLIP path, is an error."""
+          seed: int = 0, raw: bool = False) -> torch.Tensor:
+    """Dispatch by encoder name; an unknown name, or a missing UNet / CLIP path, is an error.
+
+    ``names`` are class names, put into the encoder's caption ("a <name>"); with ``raw`` they are
+    free text used as given (search queries). Bag of words and random vectors have no meaning
+    for free text: asking them for ``raw`` text is an error.
+    """
     if encoder == "minilm":
-        return minilm(names)
+        return minilm(names, raw)
     if encoder == "unet":
         if not unet_file:
             raise ValueError("text encoder 'unet' needs unet_file (the base UNet of the LoRAs)")
-        return unet(names, unet_file)
+        return unet(names, unet_file, raw=raw)
     if encoder == "clip":
         if not clip_name:
             raise ValueError("text encoder 'clip' needs clip_name (a hub name or a local folder)")
-        return clip(names, clip_name)
+        return clip(names, clip_name, raw)
+    if raw and encoder in ("bow", "random"):
+        raise ValueError(f"text encoder {encoder!r} is a control without language: it cannot embed free text")
     if encoder == "bow":
         return bag_of_words(names)
     if encoder == "random":

@@ -12,6 +12,8 @@ FIGURES = {  # PNG + PDF each
                              "modelj_lora_samples_fine", "modelj_lora_samples_low", "modelj_personalisation"],
     "03_probex_tree_experts": ["table1_probex_per_tree", "probex_layer_sweep", "probex_router_confusion",
                                "figs9_15_probex_ablations"],
+    "04_zeroshot_text_aligned": ["table2_zero_shot", "table5_aligned_layer_sweep", "table4_activation", "table6_text_encoder"],
+    "05_knn_occ_retrieval": ["table3_knn_occ", "fig7_retrieval"],
 }
 TABLES = {  # CSV + Markdown each
     "01_motivation_tree_vs_forest": ["fig3a_tree_vs_forest", "fig3b_positive_transfer", "fig3c_negative_transfer",
@@ -20,6 +22,9 @@ TABLES = {  # CSV + Markdown each
                              "modelj_personalisation", "modelj_throughput"],
     "03_probex_tree_experts": ["table1_probex_per_tree", "table1_probex_per_tree_long", "probex_layer_sweep",
                                "probex_router", "probex_ablations"],
+    "04_zeroshot_text_aligned": ["table2_zero_shot", "table5_aligned_best_layers", "aligned_layer_sweep", "table4_activation",
+                                 "table6_text_encoder"],
+    "05_knn_occ_retrieval": ["table3_knn_occ", "fig7_retrieval"],
 }
 
 

@@ -29,3 +29,12 @@ def test_probex_learns_labels_planted_in_the_weights(activation):
     res0 = fit(ProbeX(dw, dh, k, 16, 16, 16), x[tr], shuffled[tr], x[va], shuffled[va], epochs=30, seed=0)
     with torch.no_grad():
         assert binary_accuracy_logits(res0.model(x[te]), shuffled[te]) < 0.7
+
+
+def test_factored_lora_encoding_equals_the_full_matrix():
+    torch.manual_seed(0)
+    px = ProbeX(12, 20, 3, r_u=5, r_v=6, r_t=7)
+    b, a = torch.randn(4, 12, 2), torch.randn(4, 2, 20)
+    torch.testing.assert_close(px.encode_factored(b, a), px.encode(b @ a))
+    with pytest.raises(ValueError, match="built for layers of shape"):
+        px.encode_factored(torch.randn(4, 11, 2), a)
