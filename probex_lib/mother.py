@@ -134,6 +134,42 @@ def recover_tree(dist: np.ndarray, score: np.ndarray, generalization: bool | np.
     return min_spanning_arborescence(cost_matrix(dist, score, generalization, c))
 
 
+def recover_graph(dist: np.ndarray, score: np.ndarray, n_trees: int | None = None, generalization: bool | np.ndarray = False,
+                  c: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
+    """Cluster into Model Trees, then the MDST of each cluster. Returns (cluster labels (n,),
+    parent index (n,), -1 for each tree's root)."""
+    labels = cluster_models(dist, n_trees)
+    parent = np.full(len(dist), -1)
+    for lab in np.unique(labels):
+        idx = np.flatnonzero(labels == lab)
+        if len(idx) > 1:
+            gen = generalization if np.ndim(generalization) == 0 else np.asarray(generalization)[np.ix_(idx, idx)]
+            sub = recover_tree(dist[np.ix_(idx, idx)], score[idx], gen, c)
+            parent[idx] = np.where(sub >= 0, idx[np.maximum(sub, 0)], -1)
+    return labels, parent
+
+
+def rank_distance_full(layers: list[np.ndarray], rel_tol: float = 1e-5, block: int = 4096) -> np.ndarray:
+    """Eq. 2 from merged weights: max over layers of rank(W_u - W_v). ``layers``: (n, d_out, d_in)
+    each. A singular value counts if it exceeds ``rel_tol`` times the larger spectral norm of
+    W_u, W_v (float32 storage noise is about 1e-7 of it). Pairs are batched, never looped in
+    Python one by one. Returns (n, n) int."""
+    n = len(layers[0])
+    iu, ju = np.triu_indices(n, 1)
+    best = np.zeros(len(iu), dtype=np.int64)
+    for w in layers:
+        w = np.asarray(w, dtype=np.float64)
+        norms = np.linalg.norm(w, 2, axis=(1, 2))
+        for s in range(0, len(iu), block):
+            a, b = iu[s:s + block], ju[s:s + block]
+            sv = np.linalg.svd(w[a] - w[b], compute_uv=False)
+            tol = rel_tol * np.maximum(norms[a], norms[b])
+            best[s:s + block] = np.maximum(best[s:s + block], (sv > tol[:, None]).sum(1))
+    out = np.zeros((n, n), dtype=np.int64)
+    out[iu, ju] = out[ju, iu] = best
+    return out
+
+
 def cluster_models(dist: np.ndarray, n_clusters: int | None = None, method: str = "ward") -> np.ndarray:
     """Labels 0..k-1 from hierarchical clustering of the distance matrix (n, n).
 

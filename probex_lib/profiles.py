@@ -177,6 +177,60 @@ class AlignedConfig:
     seed: int = 0
 
 
+@dataclass(frozen=True)
+class MotherConfig:
+    """MoTHer paper, Sec. 5-6 and App. B: the Model Graph dataset and its analysis.
+
+    ``n_roots`` unrelated ViT roots (same architecture; each pre-trained from its own seed on its
+    own images) each grow a tree of ``children`` children per node over ``levels`` levels
+    (1 + 4 + 16 = 21 models per tree, the paper's layout), once per subset: FT (full fine-tuning),
+    LoRA-V (rank drawn from ``lora_ranks``), LoRA-F (rank ``lora_rank_fixed``) and Mixed (each
+    node FT or LoRA-V at random). A child learns a different task (its own ``classes_per_task``
+    classes) than its parent. Deep: one root, ``deep_children`` children per node over
+    ``deep_levels`` levels. ResNet: one tree of the ResNet root. Chain: a root continued
+    pre-training ``chain_stages`` times on more data (generalisation, the SD 1.1-1.5 case).
+    Our ViT is 64 wide, so the paper's LoRA ranks 8-64 and 16 at width 768 become 2-16 and 4.
+    """
+
+    data: DataConfig = field(default_factory=lambda: DataConfig(seed=20, n_train=60, n_test=20))
+    pretrain_images_per_class: int = 60  # each root: its own procedural draw (data seed 100 + root)
+    vit_size: dict = field(default_factory=lambda: {**VIT_SIZE})
+    resnet_size: dict = field(default_factory=lambda: dict(RESNET_SIZE))
+    # paper: the five hub ViT-B roots of App. B (from_pretrained, stored untrained here)
+    hub: tuple[str, ...] = ()
+    n_roots: int = 5
+    children: int = 4
+    levels: int = 2
+    subsets: tuple[str, ...] = ("FT", "LoRA-V", "LoRA-F", "Mixed")
+    deep_children: int = 3
+    deep_levels: int = 3  # paper: 4 levels below the root (121 models)
+    resnet_trees: int = 1
+    chain_stages: int = 4
+    merge_roots: int = 3  # App. E / Table 6: these roots and their pairwise uniform averages ...
+    merge_children: int = 5  # ... each fine-tuned this many times
+    root_steps: int = 600  # AdamW steps of pre-training (kurtosis dips early and recovers after ~300)
+    root_lr: float = 1e-3
+    root_batch_size: int = 128
+    classes_per_task: int = 10
+    ft_lrs: tuple[float, ...] = (1e-4, 3e-4, 1e-3)
+    ft_epochs: tuple[int, ...] = (2, 3)
+    ft_images_per_class: tuple[int, ...] = (30, 60)
+    ft_batch_sizes: tuple[int, ...] = (32, 64)
+    ft_weight_decays: tuple[float, ...] = (0.0, 0.01)
+    lora_ranks: tuple[int, ...] = (2, 4, 8, 16)
+    lora_rank_fixed: int = 4
+    lora_lrs: tuple[float, ...] = (1e-3, 3e-3)
+    lora_targets: tuple[str, ...] = ("q_proj", "v_proj")
+    trace_every: int = 20  # steps between kurtosis records during training (Figs. 2 and 16)
+    c: float = 0.3  # Eq. 6
+    c_grid: tuple[float, ...] = (0.0, 0.1, 0.3, 1.0, 3.0)
+    prune_amounts: tuple[float, ...] = (0.0, 0.1, 0.3, 0.5, 0.7, 0.9, 0.99)
+    quant_repeats: int = 10
+    size_grid: tuple[int, ...] = (10, 21, 42, 63, 84, 105)  # Fig. 6
+    timing_sizes: tuple[int, ...] = (100, 300, 1000)  # Table 7: simulated models
+    seed: int = 0
+
+
 _SECTIONS: dict[str, dict[str, Any]] = {
     "motivation": {
         "smoke": MotivationConfig(
@@ -221,6 +275,27 @@ _SECTIONS: dict[str, dict[str, Any]] = {
         "default": ProbeXConfig(),
         "paper": ProbeXConfig(epochs=500, r_u=128, r_v=128, r_t=128, sweep_filter=(), ablation_epochs=500,
                               rank_grid=(16, 32, 64, 128, 256, 512), n_train_grid=(25, 50, 100, 200, 0)),
+    },
+    "mother": {
+        "smoke": MotherConfig(
+            data=DataConfig(seed=20, n_train=12, n_test=5), pretrain_images_per_class=8,
+            vit_size={**VIT_SIZE, "hidden_size": 16, "layers": 1, "heads": 2, "mlp": 32},
+            resnet_size={"embedding": 8, "hidden_sizes": [8, 16], "depths": [1, 1]},
+            n_roots=2, children=2, levels=1, deep_children=2, deep_levels=2, chain_stages=2, merge_roots=2,
+            merge_children=2, root_steps=20,
+            root_batch_size=32, classes_per_task=4, ft_epochs=(1,), ft_images_per_class=(6,), ft_batch_sizes=(16,),
+            lora_ranks=(1, 2), lora_rank_fixed=2, trace_every=5, c_grid=(0.0, 0.3), prune_amounts=(0.0, 0.5),
+            quant_repeats=2, size_grid=(4, 6), timing_sizes=(20, 40),
+        ),
+        "default": MotherConfig(),
+        "paper": MotherConfig(
+            data=DataConfig(source="cifar100", n_train=500, n_test=100),
+            hub=("google/vit-base-patch16-224", "google/vit-base-patch16-224-in21k", "facebook/vit-mae-base",
+                 "facebook/dino-vitb16", "facebook/vit-msn-base"),  # MoTHer App. B
+            deep_levels=4, lora_ranks=(8, 16, 32, 64), lora_rank_fixed=16, classes_per_task=50,
+            ft_images_per_class=(100, 250), ft_lrs=(1e-5, 3e-5, 1e-4), lora_lrs=(1e-4, 3e-4, 1e-3),
+            timing_sizes=(100, 1000, 10000),
+        ),
     },
     "aligned": {
         "smoke": AlignedConfig(epochs=6, r_u=4, r_v=4, r_t=8, layer_filter=("down_blocks.1.attentions.0.transformer_blocks.0.attn2",),

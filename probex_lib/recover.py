@@ -166,13 +166,7 @@ def _recover_group(ids, indexes, loader: _Loader, n_trees, score_layers, general
     if ids[0] in loader.adapters:
         layers = sorted(loader.updates[ids[0]])
         dist = mother.lora_rank_distance([[tuple(t.numpy() for t in loader.updates[m][l]) for m in ids] for l in layers]).astype(np.float64)
-    labels = mother.cluster_models(dist, n_trees)
-    parent = np.full(len(ids), -1)
-    for lab in np.unique(labels):
-        idx = np.flatnonzero(labels == lab)
-        if len(idx) > 1:
-            sub = mother.recover_tree(dist[np.ix_(idx, idx)], score[idx], generalization, c)
-            parent[idx] = np.where(sub >= 0, idx[np.maximum(sub, 0)], -1)
+    labels, parent = mother.recover_graph(dist, score, n_trees, generalization, c)
     return ModelGraph(ids, labels, parent, score, dist)
 
 

@@ -14,6 +14,10 @@ FIGURES = {  # PNG + PDF each
                                "figs9_15_probex_ablations"],
     "04_zeroshot_text_aligned": ["table2_zero_shot", "table5_aligned_layer_sweep", "table4_activation", "table6_text_encoder"],
     "05_knn_occ_retrieval": ["table3_knn_occ", "fig7_retrieval"],
+    "06_mother_recovery": ["mother_fig1_distance_vs_hops", "mother_fig2_kurtosis_traces", "mother_table1",
+                           "mother_fig6_clustering", "mother_fig8_scores", "mother_fig13_layer_types",
+                           "mother_c_sensitivity", "mother_table7_runtime"],
+    "07_mother_pruning_quantisation": ["mother_table4_pruning", "mother_fig16_kurtosis_lr"],
 }
 TABLES = {  # CSV + Markdown each
     "01_motivation_tree_vs_forest": ["fig3a_tree_vs_forest", "fig3b_positive_transfer", "fig3c_negative_transfer",
@@ -25,6 +29,10 @@ TABLES = {  # CSV + Markdown each
     "04_zeroshot_text_aligned": ["table2_zero_shot", "table5_aligned_best_layers", "aligned_layer_sweep", "table4_activation",
                                  "table6_text_encoder"],
     "05_knn_occ_retrieval": ["table3_knn_occ", "fig7_retrieval"],
+    "06_mother_recovery": ["mother_fig1_distance_vs_hops", "mother_table1", "mother_deep_resnet", "mother_chain",
+                           "mother_fig6_clustering", "mother_fig8_fig13_direction_scores", "mother_c_sensitivity",
+                           "mother_table6_merged", "mother_table7_runtime"],
+    "07_mother_pruning_quantisation": ["mother_table4_pruning", "mother_table5_quantisation", "mother_fig16_kurtosis_lr"],
 }
 
 
