@@ -27,15 +27,19 @@ def pairwise_l2(x: np.ndarray, block: int = 1024) -> np.ndarray:
     """
     x = np.asarray(x)
     mean = x.mean(axis=0, dtype=np.float64)
-    xc = (x - mean).astype(np.float32)
+    xc = np.empty(x.shape, dtype=np.float32)
+    for s in range(0, len(x), block):  # centre block by block: no float64 copy of all of x
+        xc[s:s + block] = x[s:s + block] - mean
     sq = np.einsum("ij,ij->i", xc, xc, dtype=np.float64)
     out = np.empty((len(x), len(x)))
-    for s in range(0, len(x), block):
-        g = xc[s:s + block] @ xc.T
-        out[s:s + block] = sq[s:s + block, None] + sq[None, :] - 2 * g.astype(np.float64)
+    for s in range(0, len(x), block):  # the upper block triangle only: half the Gram matrix's flops
+        g = xc[s:s + block] @ xc[s:].T
+        d2 = sq[s:s + block, None] + sq[None, s:] - 2 * g.astype(np.float64)
+        out[s:s + block, s:] = d2
+        out[s:, s:s + block] = d2.T
     np.maximum(out, 0, out=out)
     np.sqrt(out, out=out)
-    out = (out + out.T) / 2
+    out = (out + out.T) / 2  # the diagonal blocks were computed once each way; make them exactly symmetric
     np.fill_diagonal(out, 0.0)
     return out
 
@@ -98,18 +102,23 @@ def lora_rank_distance_dense(layers: list[LoraFactors], rel_tol: float = 1e-4) -
     return out
 
 
-def kurtosis_score(layers: list[np.ndarray]) -> np.ndarray:
+def kurtosis_score(layers: list[np.ndarray], block: int = 256) -> np.ndarray:
     """Eq. 3: sum over layers of E[(w - mu)^4] / E[(w - mu)^2]^2 per model. Returns (n,).
 
-    Equals ``sum(scipy.stats.kurtosis(layer, axis=1, fisher=False))`` (tested).
+    Equals ``sum(scipy.stats.kurtosis(layer, axis=1, fisher=False))`` (tested). Models are
+    processed ``block`` at a time in float64, so memory stays near the size of the input.
     """
-    total = 0.0
+    n = len(layers[0]) if layers else 0
+    total = np.zeros(n)
     for l in layers:
-        w = np.asarray(l, dtype=np.float64).reshape(len(l), -1)
-        c = w - w.mean(axis=1, keepdims=True)
-        m2 = (c**2).mean(axis=1)
-        total = total + (c**4).mean(axis=1) / m2**2
-    return np.asarray(total)
+        l = np.asarray(l).reshape(len(l), -1)
+        for s in range(0, len(l), block):
+            c = l[s:s + block].astype(np.float64)
+            c -= c.mean(axis=1, keepdims=True)
+            c2 = c * c
+            m2 = c2.mean(axis=1)
+            total[s:s + block] += np.einsum("ij,ij->i", c2, c2) / c2.shape[1] / m2**2
+    return total
 
 
 def cost_matrix(dist: np.ndarray, score: np.ndarray, generalization: bool | np.ndarray = False, c: float = 0.3) -> np.ndarray:
