@@ -1,16 +1,28 @@
 """Run the numbered notebooks headless with papermill: the Python side of ``./run_all.sh``.
 
-    python -m probex_lib.runner [--profile default] [--only 01,03] [--from 04] [--seed 0]
+    python -m probex_lib.runner [--profile default] [--only 01,03] [--from 04] [--seed 0] [--force]
 
 Each notebook runs with its ``parameters`` cell set to the chosen profile and seed; the
 executed copy (with outputs) is kept in ``figures/notebooks/``. A failing notebook stops the
 run with the notebook's name, the failing cell, the error and the path of the partially
-executed copy; run times go to ``figures/run_times.csv``.
+executed copy, and no report is written. After a successful run the reproduction report
+(``figures/REPORT.md`` / ``REPORT.html``, :mod:`probex_lib.report`) is rebuilt.
+
+A rerun skips a notebook when its **input key** is unchanged and its last run succeeded with
+its outputs in place. The key is a SHA-256 over the notebook file, the parameters papermill
+injects (profile, seed, output folder) and the source of every ``probex_lib/*.py`` module, so
+an edit to the notebook or to any library code reruns it; ``--force`` reruns everything. The
+data caches below (``data/``) are keyed by their own settings and are reused either way.
+The state of every notebook (key, status, minutes, profile) is kept in ``figures/run_state.json``.
 """
 from __future__ import annotations
 
 import argparse
+import errno
+import hashlib
+import json
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +30,7 @@ from pathlib import Path
 import nbformat
 import pandas as pd
 
-from . import atomic, paths, profiles
+from . import atomic, paths, profiles, report
 
 NOTEBOOKS_DIR = paths.REPO_ROOT / "notebooks"
 
@@ -77,36 +89,114 @@ def run_notebook(path: Path, parameters: dict, out_dir: Path, kernel: str = "pyt
             f"notebook {path.name} failed in cell {exc.exec_count} ({exc.ename}: {exc.evalue}); "
             f"the partially executed notebook is {output}"
         ) from None
+    except OSError as exc:  # e.g. the disk filled while papermill saved the notebook
+        hint = " (the disk is full)" if exc.errno == errno.ENOSPC else ""
+        raise RunError(f"notebook {path.name}: could not write {exc.filename or output}{hint}: {exc.strerror or exc}; "
+                       f"the partially executed notebook (if any) is {output}") from None
     return Result(path.stem, time.perf_counter() - t0, output)
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="run_all.sh", description="Regenerate the figures and tables of both papers.")
+def record_name(path: Path) -> str:
+    """The claims record a notebook writes: ``03_probex_tree_experts`` -> ``03_probex``."""
+    return "_".join(path.stem.split("_")[:2])
+
+
+def input_key(path: Path, parameters: dict, library: Path = paths.REPO_ROOT / "probex_lib") -> str:
+    """SHA-256 over the notebook's bytes, the injected parameters and every library module."""
+    h = hashlib.sha256(path.read_bytes())
+    h.update(json.dumps(parameters, sort_keys=True).encode())
+    for module in sorted(library.glob("*.py")):
+        h.update(module.name.encode() + b"\0" + module.read_bytes())
+    return h.hexdigest()
+
+
+def up_to_date(path: Path, key: str, state: dict, out_dir: Path) -> bool:
+    """True if the last run of ``path`` had this key, succeeded and its outputs still exist."""
+    s = state.get(path.stem, {})
+    return (s.get("key") == key and s.get("status") == "ok" and (out_dir / "notebooks" / path.name).exists()
+            and (out_dir / "claims" / f"{record_name(path)}.json").exists())
+
+
+def check_writable(out_dir: Path) -> None:
+    """Fail early, naming the folder, if figures cannot be written there."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out_dir, prefix=".probex-write-check.", suffix=".tmp"):
+            pass
+    except OSError as exc:
+        raise RunError(f"figures folder {out_dir} is not writable ({exc.strerror or exc}); "
+                       "choose another with --out or fix its permissions") from None
+
+
+def params_for(nb: Path, args: argparse.Namespace, out_dir: Path) -> dict:
+    """The parameters papermill injects into ``nb`` (the same for every notebook today)."""
+    return {"profile": args.profile, "seed": args.seed, "out_dir": str(out_dir)}
+
+
+def save_state(out_dir: Path, state: dict) -> None:
+    atomic.write_json(out_dir / "run_state.json", state)
+
+
+def main(argv: list[str] | None = None, notebooks_dir: Path = NOTEBOOKS_DIR) -> int:
+    ap = argparse.ArgumentParser(prog="run_all.sh", description="Regenerate the figures and tables of both papers "
+                                 "and the reproduction report (figures/REPORT.md).")
     ap.add_argument("--profile", default="default", help=f"one of {list(profiles.PROFILES)}")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--only", default="", help="comma-separated notebook numbers or names, e.g. 01,03")
     ap.add_argument("--from", dest="start", default=None, help="start at this notebook")
+    ap.add_argument("--force", action="store_true", help="rerun notebooks whose inputs are unchanged")
     ap.add_argument("--out", default="", help="figures folder (default figures/)")
     args = ap.parse_args(argv)
     if args.profile not in profiles.PROFILES:
         ap.error(f"unknown profile {args.profile!r}; valid profiles: {list(profiles.PROFILES)}")
-    out_dir = Path(args.out) if args.out else paths.figures_dir()
+    out_dir = (Path(args.out) if args.out else paths.figures_dir()).resolve()
+    t_run = time.perf_counter()
     try:
-        chosen = select(discover(), [s for s in args.only.split(",") if s] or None, args.start)
-        results = []
+        state = report.read_state(out_dir)
+        chosen = select(discover(notebooks_dir), [s for s in args.only.split(",") if s] or None, args.start)
+        check_writable(out_dir)
         for nb in chosen:
+            check_parameters_cell(nb)
+        for nb in chosen:
+            params = params_for(nb, args, out_dir)
+            key = input_key(nb, params)
+            if not args.force and up_to_date(nb, key, state, out_dir):
+                print(f"[run_all] {nb.stem}: inputs unchanged since its last successful run, skipped (--force reruns it)",
+                      flush=True)
+                continue
             print(f"[run_all] {nb.stem} (profile {args.profile}) ...", flush=True)
-            params = {"profile": args.profile, "seed": args.seed, "out_dir": str(out_dir.resolve())}
-            res = run_notebook(nb, params, out_dir)
-            results.append(res)
+            entry = {"key": key, "profile": args.profile, "seed": args.seed, "record": record_name(nb),
+                     "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+            t0 = time.perf_counter()
+            try:
+                res = run_notebook(nb, params, out_dir)
+            except RunError:
+                state[nb.stem] = {**entry, "status": "failed", "minutes": round((time.perf_counter() - t0) / 60, 2)}
+                save_state(out_dir, state)
+                raise
+            state[nb.stem] = {**entry, "status": "ok", "minutes": round(res.seconds / 60, 2)}
+            save_state(out_dir, state)
             print(f"[run_all] {nb.stem} done in {res.seconds / 60:.1f} min -> {res.output}", flush=True)
-    except RunError as exc:
+        times = pd.DataFrame([{"notebook": nb, "profile": s["profile"], "status": s["status"], "minutes": s["minutes"]}
+                              for nb, s in sorted(state.items()) if s["profile"] == args.profile])
+        shown = {nb.stem: {**state[nb.stem], "stale": state[nb.stem]["key"] != input_key(nb, params_for(nb, args, out_dir))}
+                 for nb in discover(notebooks_dir) if nb.stem in state}
+        md, page, summary = report.build(out_dir, shown, args.profile, args.seed)
+        atomic.write_text(out_dir / "run_times.csv", times.to_csv(index=False))
+    except (RunError, ValueError) as exc:
         print(f"[run_all] ERROR: {exc}", file=sys.stderr)
+        print("[run_all] stopped; the previous report (if any) is unchanged", file=sys.stderr)
         return 1
-    times = pd.DataFrame([{"notebook": r.notebook, "profile": args.profile, "minutes": round(r.seconds / 60, 2)} for r in results])
-    atomic.write_text(out_dir / "run_times.csv", times.to_csv(index=False))
+    except OSError as exc:
+        hint = " (the disk is full)" if exc.errno == errno.ENOSPC else ""
+        print(f"[run_all] ERROR: could not write {exc.filename or out_dir}{hint}: {exc.strerror or exc}; "
+              "the previous report (if any) is unchanged", file=sys.stderr)
+        return 1
     print(times.to_string(index=False))
-    print(f"[run_all] total {times['minutes'].sum():.1f} min")
+    print(f"[run_all] notebooks total {times['minutes'].sum():.1f} min (this run {(time.perf_counter() - t_run) / 60:.1f} min "
+          "of wall time; skipped notebooks count with their last run)")
+    print(f"[run_all] report: {md} and {page}")
+    print(f"[run_all] {summary}")
     return 0
 
 
