@@ -138,12 +138,12 @@ def train_node(p: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, An
     g = torch.Generator().manual_seed(int(p["seed"]))
     n_classes = len(p["classes"])
     if p["mode"] == "hub":
-        model = vision.load_pretrained(p["hub"], "mae" if "mae" in p["hub"] else "vit", n_classes)
+        model = vision.load_pretrained(p["hub"], vision.hub_kind(p["hub"]), n_classes)
         state = {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
         return state, {**p, "architecture": type(model).__name__}
     x, y, xt, yt = _data(p)
     if p.get("hub"):  # paper: the tree's hub architecture (its weights are replaced by the parent's below)
-        model = vision.load_pretrained(p["hub"], "mae" if "mae" in p["hub"] else "vit", n_classes)
+        model = vision.load_pretrained(p["hub"], vision.hub_kind(p["hub"]), n_classes)
         side = getattr(model.config, "image_size", 224)
         x, xt = (F.interpolate(t, size=side, mode="bilinear", align_corners=False) for t in (x, xt))
     else:

@@ -72,6 +72,19 @@ def load_pretrained(name_or_path: str, kind: str, n_classes: int) -> nn.Module:
     raise ValueError(f"unknown model kind {kind!r}; valid kinds: {list(KINDS)}")
 
 
+def hub_kind(name_or_path: str) -> str:
+    """The kit's kind ("vit", "mae" or "resnet") of a hub checkpoint, read from its config's
+    ``model_type`` (never guessed from the name). ViT variants (DINO, MSN, in21k) are "vit"."""
+    from transformers import AutoConfig
+
+    model_type = AutoConfig.from_pretrained(name_or_path).model_type
+    kinds = {"vit_mae": "mae", "resnet": "resnet", "vit": "vit", "vit_msn": "vit", "dinov2": "vit"}
+    if model_type not in kinds:
+        raise ValueError(f"{name_or_path}: model_type {model_type!r} is not one the kit fine-tunes; "
+                         f"expected one of {sorted(kinds)}")
+    return kinds[model_type]
+
+
 def _load_encoder(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
     """Load every backbone tensor of ``state`` into ``model`` (the head stays new); checks coverage."""
     zoo.load_checked(model, state, source, [k for k in model.state_dict() if not k.startswith("classifier.")])

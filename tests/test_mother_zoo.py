@@ -127,6 +127,22 @@ def test_paper_roots_load_through_from_pretrained(tmp_path):
     assert not torch.equal(child[q], state[q]) and cmeta["trace_step"][0] == 0
 
 
+def test_hub_roots_are_typed_by_their_config_not_their_name(tmp_path):
+    from probex_lib import vision
+
+    cfg = profiles.get_config("mother", "smoke")
+    mae_size = {**cfg.vit_size, "decoder_hidden": 8, "decoder_layers": 1, "decoder_mlp": 16}
+    vision.build("mae", 3, mae_size).save_pretrained(tmp_path / "root-b")  # an MAE whose folder name says nothing
+    assert vision.hub_kind(str(tmp_path / "root-b")) == "mae"
+    state, meta = mother_zoo.train_node({"mode": "hub", "hub": str(tmp_path / "root-b"), "classes": list(range(4)),
+                                         "seed": 0})
+    assert meta["architecture"] == "ViTForImageClassification" and state["classifier.weight"].shape[0] == 4
+    (tmp_path / "odd").mkdir()
+    (tmp_path / "odd" / "config.json").write_text('{"model_type": "bert"}')
+    with pytest.raises(ValueError, match="model_type 'bert' is not one the kit fine-tunes"):
+        vision.hub_kind(str(tmp_path / "odd"))
+
+
 def test_recovery_does_not_depend_on_the_order_of_models():
     # a path 0-1-...-8 with a symmetric distance and a silent direction score: every node is an
     # equally good root, so an order-blind recovery must not always pick node 0 (listed first)
