@@ -448,7 +448,7 @@ def judge_dataset(cfg: ModelJConfig, jungle: Jungle, judged: pd.DataFrame | None
             "models converge; accuracy distributions per tree",
             "; ".join(f"{r.tree} {r.mean:.3f}±{r.std:.3f} (chance {r.chance:.3f})" for r in acc.itertuples()),
             "reproduced if every tree's mean test accuracy is at least 5x chance; partly if at least 2x",
-            verdict(bool((ratio >= 5).all()), bool((ratio >= 2).all())), "fig17_21_accuracy_histograms",
+            verdict(bool((ratio >= 5).all()), bool((ratio >= 2).all())), "fig17_21_accuracy_histograms.png",
             {"per_tree": acc.to_dict("records")}))
     if judged is not None and len(judged):
         gains = {m: _paired_gain(judged, m, "lora", "base") for m in ("class acc", "colour acc", "shape acc")}
@@ -459,7 +459,7 @@ def judge_dataset(cfg: ModelJConfig, jungle: Jungle, judged: pd.DataFrame | None
             "; ".join(f"{m} +{g:.3f}±{se:.3f} over the base model" for m, (g, se) in gains.items()),
             "reproduced if the LoRAs beat the base model with the same prompt by over 2 SE in class accuracy; "
             "partly if only in colour or shape accuracy",
-            verdict(sig["class acc"], sig["colour acc"] or sig["shape acc"]), "modelj_personalisation",
+            verdict(sig["class acc"], sig["colour acc"] or sig["shape acc"]), "modelj_personalisation.png",
             {"gains": {m: {"mean": g, "se": se} for m, (g, se) in gains.items()},
              "means": judged.groupby("condition")[["class acc", "colour acc", "shape acc"]].mean().to_dict()}))
     return out

@@ -411,6 +411,24 @@ def _acc(t: pd.DataFrame, **where) -> float:
     return float(t.loc[m, "graph"].iloc[0]) if m.any() else float("nan")
 
 
+# the figure that shows each claim of notebooks 06 and 07 (tables without a plot point at their nearest figure)
+CLAIM_FIGURES = {
+    "M-F1": "mother_fig1_distance_vs_hops.png", "M-F2": "mother_fig2_kurtosis_traces.png",
+    "M-T1": "mother_table1.png", "M-abl-lft": "mother_table1.png", "M-deep": "mother_table1.png",
+    "M-resnet": "mother_table1.png", "M-F7": "mother_fig8_scores.png", "M-F6": "mother_fig6_clustering.png",
+    "M-F8": "mother_fig8_scores.png", "M-F13": "mother_fig13_layer_types.png", "M-impl": "mother_c_sensitivity.png",
+    "M-T6": "mother_table1.png", "M-T7": "mother_table7_runtime.png", "M-T4": "mother_table4_pruning.png",
+    "M-T5": "mother_table4_pruning.png", "M-F16": "mother_fig16_kurtosis_lr.png",
+}
+
+
+def _with_figures(claims: list) -> list:
+    """Each claim with its own figure from CLAIM_FIGURES (else the one the caller passed)."""
+    from dataclasses import replace
+
+    return [replace(c, figure=CLAIM_FIGURES.get(c.id, c.figure)) for c in claims]
+
+
 def judge06(rho: float, pre_rise: float, ft_fall: float, net: dict, t1: pd.DataFrame, deep: pd.DataFrame,
             resnet: pd.DataFrame, ch: pd.DataFrame, f6: pd.DataFrame, ec: pd.DataFrame, cs: pd.DataFrame,
             merged: pd.DataFrame, rt: pd.DataFrame, group: str = "attention", figure: str = "") -> list:
@@ -495,7 +513,7 @@ def judge06(rho: float, pre_rise: float, ft_fall: float, net: dict, t1: pd.DataF
                      f"kurtosis {last['kurtosis s']:.1f} s, MDST {last['MDST s']:.2f} s",
                      "reproduced: MDST takes less time than distances + clustering",
                      verdict(last["MDST s"] < last["distances s"] + last["clustering s"])))
-    return out
+    return _with_figures(out)
 
 
 def judge07(pr: pd.DataFrame, qt: pd.DataFrame, lr_table: pd.DataFrame, figure: str = "") -> list:
@@ -517,7 +535,7 @@ def judge07(pr: pd.DataFrame, qt: pd.DataFrame, lr_table: pd.DataFrame, figure: 
                      ", ".join(f"lr {lr:g}: {r['falls']:.2f} of steps fall, net {r['net change']:+.2%}" for lr, r in mono.iterrows()),
                      "reproduced: >= 70% of steps fall at every lr; partly: at the largest lr",
                      verdict(bool((mono["falls"] >= 0.7).all()), bool(mono["falls"].iloc[-1] >= 0.7))))
-    return out
+    return _with_figures(out)
 
 
 def lr_table(tr: pd.DataFrame) -> pd.DataFrame:

@@ -252,7 +252,7 @@ def judge_claims(a: pd.DataFrame, b: pd.DataFrame, c: pd.DataFrame, d: pd.DataFr
     out = [claims.Claim(
         "P-F3a", "linear metanetwork, same tree (T) vs forest (F)", "T 0.844, F 0.502",
         f"T {t:.3f}, F {f:.3f} (gap {t - f:+.3f})", "reproduced if T - F >= 0.15; partly if T - F >= 0.05",
-        claims.verdict(t - f >= 0.15, t - f >= 0.05), "fig3a_tree_vs_forest",
+        claims.verdict(t - f >= 0.15, t - f >= 0.05), "fig3a_tree_vs_forest.png",
         {"layer": layer, "n_train": dict(zip(a["population"], a["n_train"].astype(int))), "model_test_accuracy": model_acc},
     )]
 
@@ -264,7 +264,7 @@ def judge_claims(a: pd.DataFrame, b: pd.DataFrame, c: pd.DataFrame, d: pd.DataFr
         ", ".join(f"{n}: {v:.3f}" for n, v in curve.items()),
         "reproduced if the T1 mean accuracy never drops by more than 0.005 from one size to the next and the "
         "largest size beats the smallest by >= 0.03; partly if the largest beats the smallest",
-        claims.verdict(rises, len(curve) > 1 and curve.iloc[-1] > curve.iloc[0]), "fig3b_positive_transfer",
+        claims.verdict(rises, len(curve) > 1 and curve.iloc[-1] > curve.iloc[0]), "fig3b_positive_transfer.png",
     ))
 
     by_k = dict(zip(c["n_trees"], c["accuracy"]))
@@ -278,7 +278,7 @@ def judge_claims(a: pd.DataFrame, b: pd.DataFrame, c: pd.DataFrame, d: pd.DataFr
         "of the T1 test accuracy; partly if their mean is below by more than 1 SE; else not reproduced",
         claims.verdict(bool(others) and max(others) < by_k[1] - margin_c,
                        bool(others) and np.mean(others) < by_k[1] - margin_c / 2),
-        "fig3c_negative_transfer",
+        "fig3c_negative_transfer.png",
     ))
 
     per = d.pivot(index="tree", columns="method", values="accuracy")
@@ -293,6 +293,6 @@ def judge_claims(a: pd.DataFrame, b: pd.DataFrame, c: pd.DataFrame, d: pd.DataFr
         "reproduced if MoE beats shared on the mean by more than 2 binomial standard errors; partly if MoE is "
         "ahead on the mean and on every tree but by less; else not reproduced",
         claims.verdict(moe - shared > margin_d, moe > shared and ahead == len(per)),
-        "fig3d_moe_vs_shared",
+        "fig3d_moe_vs_shared.png",
     ))
     return out

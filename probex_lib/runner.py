@@ -10,8 +10,9 @@ executed copy, and no report is written. After a successful run the reproduction
 
 A rerun skips a notebook when its **input key** is unchanged and its last run succeeded with
 its outputs in place. The key is a SHA-256 over the notebook file, the parameters papermill
-injects (profile, seed, output folder) and the source of every ``probex_lib/*.py`` module, so
-an edit to the notebook or to any library code reruns it; ``--force`` reruns everything. The
+injects (profile, seed, output folder) and the source of every ``probex_lib`` module the
+notebook imports, directly or through other modules (found by parsing the imports), so an edit
+to the notebook or to any library code it uses reruns it; ``--force`` reruns everything. The
 data caches below (``data/``) are keyed by their own settings and are reused either way.
 The state of every notebook (key, status, minutes, profile) is kept in ``figures/run_state.json``.
 """
@@ -101,11 +102,60 @@ def record_name(path: Path) -> str:
     return "_".join(path.stem.split("_")[:2])
 
 
+def _imported(code: str, package: str = "probex_lib") -> set[str] | None:
+    """Names of ``package`` modules that ``code`` imports (absolute or relative, anywhere in it);
+    None if the code cannot be parsed."""
+    import ast
+
+    code = "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in code.splitlines())
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return None
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            mod = node.module or ""
+            if node.level and not mod:  # from . import a, b
+                found |= {a.name for a in node.names}
+            elif node.level:  # from .a import x
+                found.add(mod.split(".")[0])
+            elif mod == package:  # from probex_lib import a, b
+                found |= {a.name for a in node.names}
+            elif mod.startswith(package + "."):
+                found.add(mod.split(".")[1])
+        elif isinstance(node, ast.Import):
+            found |= {a.name.split(".")[1] for a in node.names if a.name.startswith(package + ".")}
+    return found
+
+
+def library_modules(path: Path, library: Path = paths.REPO_ROOT / "probex_lib") -> list[Path]:
+    """The library modules a notebook depends on: those its code cells import, and, transitively,
+    those they import (plus ``__init__.py``). Sorted. Every module if some code cannot be parsed."""
+    nb = nbformat.read(path, as_version=4)
+    todo = _imported("\n".join(c.source for c in nb.cells if c.cell_type == "code"))
+    if todo is None:
+        return sorted(library.glob("*.py"))
+    seen: set[str] = {"__init__"}
+    while todo:
+        name = todo.pop()
+        f = library / f"{name}.py"
+        if name in seen or not f.exists():
+            continue
+        seen.add(name)
+        sub = _imported(f.read_text())
+        if sub is None:
+            return sorted(library.glob("*.py"))
+        todo |= sub
+    return sorted(library / f"{m}.py" for m in seen if (library / f"{m}.py").exists())
+
+
 def input_key(path: Path, parameters: dict, library: Path = paths.REPO_ROOT / "probex_lib") -> str:
-    """SHA-256 over the notebook's bytes, the injected parameters and every library module."""
+    """SHA-256 over the notebook's bytes, the injected parameters and the source of every library
+    module the notebook depends on (:func:`library_modules`)."""
     h = hashlib.sha256(path.read_bytes())
     h.update(json.dumps(parameters, sort_keys=True).encode())
-    for module in sorted(library.glob("*.py")):
+    for module in library_modules(path, library):
         h.update(module.name.encode() + b"\0" + module.read_bytes())
     return h.hexdigest()
 

@@ -50,4 +50,6 @@ def test_notebook_runs_in_smoke_profile(notebook, kit_dirs):
     record = figures / "claims" / f"{notebook.stem.split('_')[0]}_{notebook.stem.split('_')[1]}.json"
     df = claims.read_claims(record)
     assert len(df) >= 1 and set(df["verdict"]) <= set(claims.VERDICTS)
+    for cid, fig in zip(df["id"], df["figure"]):  # the report links and embeds these
+        assert fig and (figures / fig).is_file(), f"claim {cid}: figure {fig!r} missing"
     assert json.loads(record.read_text())["profile"] == "smoke"

@@ -53,3 +53,26 @@ def test_papermill_sees_every_parameter_of_every_notebook():
         assert set(params) == declared, f"{nb.name}: papermill could not parse {declared - set(params)}"
         assert {"profile", "seed", "out_dir"} <= declared
         assert all(p["inferred_type_name"] != "None" for p in params.values()), f"{nb.name}: untyped parameter"
+
+
+def test_the_input_key_follows_the_modules_a_notebook_imports(tmp_path):
+    lib = tmp_path / "probex_lib"
+    lib.mkdir()
+    (lib / "__init__.py").write_text("")
+    (lib / "used.py").write_text("from . import helper\n")
+    (lib / "helper.py").write_text("X = 1\n")
+    (lib / "unrelated.py").write_text("Y = 1\n")
+    nb = _nb(tmp_path / "01_x.ipynb", ["%matplotlib inline\nfrom probex_lib import used"])
+    assert [m.name for m in runner.library_modules(nb, lib)] == ["__init__.py", "helper.py", "used.py"]
+    key = runner.input_key(nb, {"profile": "smoke"}, lib)
+    (lib / "unrelated.py").write_text("Y = 2\n")
+    assert runner.input_key(nb, {"profile": "smoke"}, lib) == key
+    (lib / "helper.py").write_text("X = 2\n")  # imported through used.py
+    assert runner.input_key(nb, {"profile": "smoke"}, lib) != key
+    assert runner.input_key(nb, {"profile": "default"}, lib) != runner.input_key(nb, {"profile": "smoke"}, lib)
+
+
+def test_no_notebook_imports_the_orchestration():
+    for nb in runner.discover():
+        names = {m.stem for m in runner.library_modules(nb)}
+        assert not names & {"runner", "report"}, nb.name
