@@ -21,14 +21,15 @@ import pandas as pd
 
 from . import atomic, claims, paths
 
-PAPERS_README = paths.REPO_ROOT.parent / "shared" / "papers" / "README.md"
+PAPERS_README = paths.REPO_ROOT / "papers" / "claims.md"  # the kit's copy of the papers' list of figures and tables
+SHARED_README = paths.REPO_ROOT.parent / "shared" / "papers" / "README.md"  # its source, beside the kit if present
 VERDICT_ORDER = ("reproduced", "partly", "not reproduced", "not run")
 PACKAGES = ("torch", "numpy", "scipy", "pandas", "transformers", "diffusers", "peft", "sentence_transformers",
             "dask", "papermill", "networkx")
 
 
 def paper_claims(readme: str | Path | None = None) -> pd.DataFrame:
-    """Rows (id, paper, what, says) of the tables in the papers' README (default: PAPERS_README)."""
+    """Rows (id, paper, what, says) of the tables in the papers' list (default: PAPERS_README)."""
     path = Path(readme or PAPERS_README)
     if not path.exists():
         raise FileNotFoundError(f"{path}: the list of the papers' figures and tables is missing")
@@ -42,6 +43,19 @@ def paper_claims(readme: str | Path | None = None) -> pd.DataFrame:
     if not rows:
         raise ValueError(f"{path}: no claim rows (| id | what | paper says |) found")
     return pd.DataFrame(rows)
+
+
+def out_of_sync(copy: str | Path | None = None, source: str | Path | None = None) -> list[str]:
+    """Claim ids that differ between the kit's list and its source (both present); [] if in sync
+    or if the source is not beside the kit."""
+    source = Path(source or SHARED_README)
+    if not source.exists():
+        return []
+    a = paper_claims(copy).set_index("id")[["what", "says"]]
+    b = paper_claims(source).set_index("id")[["what", "says"]]
+    ids = sorted(set(a.index) ^ set(b.index))
+    ids += sorted(i for i in set(a.index) & set(b.index) if not a.loc[i].equals(b.loc[i]))
+    return ids
 
 
 def environment(profile: str, seed: int) -> dict:

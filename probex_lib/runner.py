@@ -231,6 +231,10 @@ def main(argv: list[str] | None = None, notebooks_dir: Path = NOTEBOOKS_DIR) -> 
                               for nb, s in sorted(state.items()) if s["profile"] == args.profile])
         shown = {nb.stem: {**state[nb.stem], "stale": state[nb.stem]["key"] != input_key(nb, params_for(nb, args, out_dir))}
                  for nb in discover(notebooks_dir) if nb.stem in state}
+        stale_ids = report.out_of_sync()
+        if stale_ids:
+            print(f"[run_all] WARNING: papers/claims.md differs from {report.SHARED_README} at {stale_ids}; "
+                  "copy the new list into papers/claims.md", file=sys.stderr)
         md, page, summary = report.build(out_dir, shown, args.profile, args.seed)
         atomic.write_text(out_dir / "run_times.csv", times.to_csv(index=False))
     except (RunError, ValueError) as exc:

@@ -72,6 +72,18 @@ def test_every_claim_of_the_papers_is_recorded_by_some_notebook():
     assert not missing, f"claims no code records: {missing}"
 
 
+def test_the_kit_copy_of_the_claims_list_is_checked_against_its_source(tmp_path):
+    source = tmp_path / "README.md"
+    source.write_text(README)
+    copy = tmp_path / "claims.md"
+    copy.write_text(README)
+    assert report.out_of_sync(copy, source) == []
+    copy.write_text(README.replace("| P-2 | second claim | down |", "| P-2 | second claim | up |")
+                    .replace("| M-1 | third claim | flat |\n", ""))
+    assert report.out_of_sync(copy, source) == ["M-1", "P-2"]
+    assert report.out_of_sync(copy, tmp_path / "absent.md") == []
+
+
 def test_table_and_summary_from_records():
     recs = pd.DataFrame([
         {"notebook": "01_a", "profile": "default", "id": "P-1", "what": "w", "paper": "up", "ours": "0.9",
