@@ -20,6 +20,7 @@ def test_probex_learns_labels_planted_in_the_weights(activation):
     dirs = torch.randn(k, dw, dh, generator=g)
     x = torch.einsum("nk,kwh->nwh", y, dirs) + 2.0 * torch.randn(n, dw, dh, generator=g) + 3.0
     tr, va, te = slice(0, 200), slice(200, 240), slice(240, n)
+    torch.manual_seed(0)  # the initialisation must not depend on what ran before in this process
     res = fit(ProbeX(dw, dh, k, 16, 16, 16, activation=activation), x[tr], y[tr], x[va], y[va], epochs=60, seed=0)
     with torch.no_grad():
         acc = binary_accuracy_logits(res.model(x[te]), y[te])
