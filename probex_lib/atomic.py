@@ -67,28 +67,13 @@ def _jsonable(obj: Any) -> Any:
 def write_many(files: dict[str | os.PathLike, str]) -> list[Path]:
     """Write several text files as one unit: every temporary file is written first, then all are
     renamed. If any write fails (a full disk, a read-only folder), none of the targets changes."""
-    staged: list[tuple[Path, Path]] = []
-    try:
-        for path, text in files.items():
-            path = Path(path)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-            os.close(fd)
-            staged.append((Path(tmp), path))
-            _stage(Path(tmp), text)
-        for tmp, path in staged:
-            os.replace(tmp, path)
-    except BaseException:
-        for tmp, _ in staged:
-            tmp.unlink(missing_ok=True)
-        raise
-    return [p for _, p in staged]
+    with contextlib.ExitStack() as stack:
+        staged = [(stack.enter_context(atomic_path(path)), text) for path, text in files.items()]
+        for tmp, text in staged:
+            _stage(tmp, text)
+    return [Path(p) for p in files]
 
 
 def _stage(tmp: Path, text: str) -> None:
-    """Write and flush one temporary file of :func:`write_many`."""
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.chmod(tmp, 0o666 & ~_umask())
+    """Write one temporary file of :func:`write_many` (fsync and rename are :func:`atomic_path`'s)."""
+    tmp.write_text(text, encoding="utf-8")

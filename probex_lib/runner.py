@@ -91,10 +91,15 @@ def run_notebook(path: Path, parameters: dict, out_dir: Path, kernel: str = "pyt
             f"the partially executed notebook is {output}"
         ) from None
     except OSError as exc:  # e.g. the disk filled while papermill saved the notebook
-        hint = " (the disk is full)" if exc.errno == errno.ENOSPC else ""
-        raise RunError(f"notebook {path.name}: could not write {exc.filename or output}{hint}: {exc.strerror or exc}; "
+        raise RunError(f"notebook {path.name}: {_write_error(exc, output)}; "
                        f"the partially executed notebook (if any) is {output}") from None
     return Result(path.stem, time.perf_counter() - t0, output)
+
+
+def _write_error(exc: OSError, fallback: Path) -> str:
+    """'could not write <file> (the disk is full): <reason>' for a failed write."""
+    hint = " (the disk is full)" if exc.errno == errno.ENOSPC else ""
+    return f"could not write {exc.filename or fallback}{hint}: {exc.strerror or exc}"
 
 
 def record_name(path: Path) -> str:
@@ -242,9 +247,7 @@ def main(argv: list[str] | None = None, notebooks_dir: Path = NOTEBOOKS_DIR) -> 
         print("[run_all] stopped; the previous report (if any) is unchanged", file=sys.stderr)
         return 1
     except OSError as exc:
-        hint = " (the disk is full)" if exc.errno == errno.ENOSPC else ""
-        print(f"[run_all] ERROR: could not write {exc.filename or out_dir}{hint}: {exc.strerror or exc}; "
-              "the previous report (if any) is unchanged", file=sys.stderr)
+        print(f"[run_all] ERROR: {_write_error(exc, out_dir)}; the previous report (if any) is unchanged", file=sys.stderr)
         return 1
     print(times.to_string(index=False))
     print(f"[run_all] notebooks total {times['minutes'].sum():.1f} min (this run {(time.perf_counter() - t_run) / 60:.1f} min "
