@@ -15,7 +15,11 @@ import pandas as pd
 
 from . import atomic, paths
 
-VERDICTS = ("reproduced", "partly", "not reproduced", "not run")
+TIERS = ("reproduced", "partly", "not reproduced")  # what a rule of verdicts.py returns
+NOT_RUN = "not run"  # the notebook has not (successfully) run yet
+NOT_JUDGED = "not judged"  # it ran, but a number its rule needs is missing or not finite
+STATUSES = (NOT_RUN, NOT_JUDGED)  # the one vocabulary for claims without a verdict
+VERDICTS = TIERS + STATUSES
 
 
 @dataclass(frozen=True)
@@ -37,11 +41,6 @@ class Claim:
     def __post_init__(self) -> None:
         if self.verdict not in VERDICTS:
             raise ValueError(f"claim {self.id}: verdict {self.verdict!r} is not one of {VERDICTS}")
-
-
-def verdict(full: bool, partial: bool = False) -> str:
-    """'reproduced' if the full rule holds, 'partly' if only the partial one, else 'not reproduced'."""
-    return "reproduced" if full else "partly" if partial else "not reproduced"
 
 
 def write_claims(notebook: str, profile: str, claims: list[Claim], out_dir: str | Path | None = None) -> Path:

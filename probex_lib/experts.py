@@ -204,6 +204,18 @@ def route_models(manifest: pd.DataFrame, layer: str = "", patterns: Sequence[str
     return pd.concat(rows, ignore_index=True)
 
 
+def strict_routing(routed: pd.DataFrame) -> pd.Series:
+    """Per model: routed right under a one-tree-one-cluster reading. Each tree owns the majority
+    cluster of its training models; a model is right only if it lands in its tree's cluster and
+    that cluster belongs to no other tree (so a tree split over clusters, or two trees merged in
+    one cluster, counts as errors rather than being matched away). Boolean Series."""
+    train = routed[routed["split"] == "train"]
+    own = train.groupby("tree")["cluster"].agg(lambda s: s.value_counts().index[0])
+    claimed = own.value_counts()
+    home = routed["tree"].map(own)
+    return (routed["cluster"] == home) & home.map(lambda c: claimed.get(c, 0) == 1)
+
+
 def cluster_to_tree(routed: pd.DataFrame) -> dict[int, str]:
     """Each cluster's tree: the majority tree of its training models (what the MoE would use)."""
     train = routed[routed["split"] == "train"]
@@ -298,8 +310,9 @@ def router_accuracy(manifest: pd.DataFrame, best: dict, layer: str = "", pattern
                     continue
                 with torch.no_grad():
                     sink += ((expert["model"](x) > 0) == (y[rows] > 0.5)).float().mean(1).tolist()
+    strict = strict_routing(routed)
     summary = {"routing_accuracy": float((routed["routed_tree"] == routed["tree"]).mean()),
-               "routing_accuracy_test": float((routed.loc[test, "routed_tree"] == routed.loc[test, "tree"]).mean()),
+               "routing_accuracy_test": float(strict[test].mean()),
                "n_clusters": int(routed["cluster"].nunique()), "n_trees": int(routed["tree"].nunique()),
                "end_to_end_test": float(np.mean(end)) if end else float("nan"),
                "oracle_test": float(np.mean(oracle)) if oracle else float("nan")}
@@ -330,71 +343,74 @@ def ablations(manifest: pd.DataFrame, layer: str, cfg, key: str = "classes") -> 
     return pd.DataFrame(rows)
 
 
-def judge(table: pd.DataFrame, router: dict, abl: pd.DataFrame, cfg, figure: str = "") -> list:
-    """Claims P-T1, P-Router, P-F9..12, P-F13,15, P-F14 and P-impl from the measured tables."""
-    from .claims import Claim, verdict
+def recipe(cfg, manifest: pd.DataFrame | None = None) -> dict:
+    """The training recipe this run used, read from the code and configuration (P-impl)."""
+    import inspect
+
+    from . import probex
+
+    defaults = {k: v.default for k, v in inspect.signature(probex.fit).parameters.items()}
+    split = [0.7, 0.1, 0.2]
+    if manifest is not None and "split" in manifest:
+        counts = manifest["split"].value_counts(normalize=True)
+        split = [round(float(counts.get(k, 0.0)), 1) for k in ("train", "val", "test")]
+    return {"optimizer": "adam", "lr": defaults["lr"], "weight_decay": defaults["weight_decay"], "split": split,
+            "selection": "best layer and epoch on validation", "epochs": cfg.epochs,
+            "r_u": cfg.r_u, "r_v": cfg.r_v, "r_t": cfg.r_t}
+
+
+def judge(table: pd.DataFrame, router: dict, abl: pd.DataFrame, cfg, figure: str = "",
+          manifest: pd.DataFrame | None = None) -> list:
+    """Claims P-T1, P-Router, P-F9..12, P-F13,15, P-F14 and P-impl: numbers from the measured
+    tables, verdicts from :mod:`verdicts`."""
+    from . import verdicts
 
     wide = table1_wide(table).set_index("expert")
-    trees = [c for c in wide.columns if c not in ("mean", "parameters (mean)")]
+    se = table.groupby("expert")["test_se"].agg(lambda s: float(np.sqrt((s**2).sum()) / len(s)))
     px, dense, stat = wide.loc["probex"], wide.loc["dense"], wide.loc["statnn"]
-    ratio = dense["parameters (mean)"] / px["parameters (mean)"]
-    beats_all = all(px[t] > dense[t] and px[t] > stat[t] for t in trees)
-    margin = px["mean"] - dense["mean"]
-    out = [Claim(
-        "P-T1", "training-class prediction per tree: StatNN, Dense, ProbeX (accuracy, parameters)",
-        "ProbeX > Dense by more than 10 points on average, about 30x fewer parameters",
-        f"mean test acc ProbeX {px['mean']:.3f}, Dense {dense['mean']:.3f}, StatNN {stat['mean']:.3f}; "
-        f"ProbeX {'beats both on every tree' if beats_all else 'does not beat both on every tree'}; "
-        f"{ratio:.0f}x fewer parameters than Dense",
-        "reproduced: ProbeX above Dense and StatNN on every tree, mean margin over Dense >= 0.10 and >= 20x fewer "
-        "parameters; partly: ProbeX's mean above both baselines' means with >= 20x fewer parameters",
-        verdict(beats_all and margin >= 0.10 and ratio >= 20,
-                px["mean"] > max(dense["mean"], stat["mean"]) and ratio >= 20),
+    ratio = float(dense["parameters (mean)"] / px["parameters (mean)"])
+    trees = [c for c in wide.columns if c not in ("mean", "parameters (mean)")]
+    ahead = sum(px[t] > dense[t] and px[t] > stat[t] for t in trees)
+    out = [verdicts.judge(
+        "P-T1", {"probex": px["mean"], "dense": dense["mean"], "statnn": stat["mean"], "se_probex": se["probex"],
+                 "se_dense": se["dense"], "se_statnn": se.get("statnn", float("nan")), "param_ratio": ratio},
+        f"mean test acc ProbeX {px['mean']:.3f}±{se['probex']:.3f}, Dense {dense['mean']:.3f}±{se['dense']:.3f}, "
+        f"StatNN {stat['mean']:.3f}; ProbeX above both on {ahead}/{len(trees)} trees; {ratio:.0f}x fewer parameters than Dense",
         figure, {"table1": wide.reset_index().to_dict(orient="list")})]
-    out.append(Claim(
-        "P-Router", "routing models to trees by hierarchical clustering of one layer + nearest centre",
-        "perfect accuracy", f"routing accuracy {router['routing_accuracy']:.3f} ({router['n_clusters']} clusters for "
-        f"{router['n_trees']} trees); router + experts {router['end_to_end_test']:.3f} vs oracle {router['oracle_test']:.3f}",
-        "reproduced: routing accuracy 1.0; partly: >= 0.9", verdict(router["routing_accuracy"] == 1.0,
-                                                                     router["routing_accuracy"] >= 0.9), figure, router))
+    out.append(verdicts.judge(
+        "P-Router", {"routing_accuracy": router["routing_accuracy_test"], "n_clusters": router["n_clusters"],
+                     "n_trees": router["n_trees"]},
+        f"test models routed right {router['routing_accuracy_test']:.3f} (one tree, one cluster); {router['n_clusters']} "
+        f"clusters for {router['n_trees']} trees; router + experts {router['end_to_end_test']:.3f} vs oracle "
+        f"{router['oracle_test']:.3f}", figure, {"router": router}))
 
     def series(name: str, col: str = "test") -> pd.Series:
         return abl[abl["ablation"] == name].set_index("value")[col].sort_index()
 
-    se = float(abl["test_se"].median())  # one test set for every run: a typical standard error
+    se_a = float(abl["test_se"].median())  # one test set for every run: a typical standard error
     joint, r_v, r_t = series("joint r"), series("r_v"), series("r_t")
-    best_r = int(joint.idxmax())
     spread_v, spread_t = float(r_v.max() - r_v.min()), float(r_t.max() - r_t.min())
-    big_rank = joint.max() - joint.iloc[0] > 2 * se
-    out.append(Claim(
-        "P-F9..12", "r_U, r_V, r_T ablations", "best near 128; r_V matters little; r_T matters a lot",
-        f"best joint rank {best_r} (test {joint.max():.3f} vs {joint.iloc[0]:.3f} at rank {int(joint.index[0])}, "
-        f"SE {se:.3f}); spread over r_V {spread_v:.3f}, over r_T {spread_t:.3f}",
-        "reproduced: the best joint rank beats the smallest by more than 2 SE and r_V's spread is below r_T's; "
-        "partly: one of the two", verdict(big_rank and spread_v < spread_t, big_rank or spread_v < spread_t), figure,
-        {k: series(k).to_dict() for k in ("joint r", "r_u", "r_v", "r_t")}))
+    out.append(verdicts.judge(
+        "P-F9..12", {"joint_best": joint.max(), "joint_smallest": joint.iloc[0], "spread_v": spread_v,
+                     "spread_t": spread_t, "se": se_a},
+        f"best joint rank {int(joint.idxmax())} (test {joint.max():.3f} vs {joint.iloc[0]:.3f} at rank "
+        f"{int(joint.index[0])}, SE {se_a:.3f}); spread over r_V {spread_v:.3f}, over r_T {spread_t:.3f}",
+        figure, {k: series(k).to_dict() for k in ("joint r", "r_u", "r_v", "r_t")}))
     depth = series("depth")
-    drop = depth.iloc[0] - depth.iloc[-1]
-    out.append(Claim(
-        "P-F13,15", "deeper ProbeX encoders", "deeper overfits, worse",
-        "test " + ", ".join(f"depth {int(k)}: {v:.3f}" for k, v in depth.items()) + f" (SE {se:.3f})",
-        "reproduced: depth 1 beats the deepest by more than 2 SE; partly: depth 1 at least as good (within noise)",
-        verdict(drop > 2 * se, drop >= 0), figure, depth.to_dict()))
+    out.append(verdicts.judge(
+        "P-F13,15", {"shallow": depth.iloc[0], "deepest": depth.iloc[-1], "se": se_a},
+        "test " + ", ".join(f"depth {int(k)}: {v:.3f}" for k, v in depth.items()) + f" (SE {se_a:.3f})",
+        figure, {"depth": depth.to_dict()}))
     n = series("n_train")
-    steps = np.diff(n.to_numpy())
-    out.append(Claim(
-        "P-F14", "dataset size: more models from the tree", "more models help",
-        "test " + ", ".join(f"{int(k)} models: {v:.3f}" for k, v in n.items()) + f" (SE {se:.3f})",
-        "reproduced: the largest set beats the smallest by more than 2 SE and no step drops by more than 2 SE; "
-        "partly: the largest set beats the smallest",
-        verdict(n.iloc[-1] - n.iloc[0] > 2 * se and bool((steps > -2 * se).all()), n.iloc[-1] > n.iloc[0]),
-        figure, n.to_dict()))
-    paper_recipe = cfg.epochs == 500 and cfg.r_u == cfg.r_v == cfg.r_t == 128
+    out.append(verdicts.judge(
+        "P-F14", {"accuracy": n.tolist(), "se": se_a},
+        "test " + ", ".join(f"{int(k)} models: {v:.3f}" for k, v in n.items()) + f" (SE {se_a:.3f})",
+        figure, {"n_train": n.to_dict()}))
+    rec = recipe(cfg, manifest)
     secs = table[table["expert"] == "probex"]["seconds"].mean()
-    out.append(Claim(
-        "P-impl", "training recipe", "70/10/20 split, 500 epochs, Adam lr 1e-3 wd 1e-5, ranks 128, best layer and epoch on val",
-        f"70/10/20 split, {cfg.epochs} epochs, Adam lr 1e-3 wd 1e-5, ranks {cfg.r_u}/{cfg.r_v}/{cfg.r_t}, best layer and "
-        f"epoch on val; {secs:.1f} s per layer on this machine",
-        "reproduced: the paper's recipe unchanged; partly: same optimiser, split and selection with epochs or ranks scaled",
-        verdict(paper_recipe, True), figure))
+    out.append(verdicts.judge(
+        "P-impl", rec,
+        f"{'/'.join(f'{x:.0%}' for x in rec['split'])} split, {rec['epochs']} epochs, Adam lr {rec['lr']:g} wd "
+        f"{rec['weight_decay']:g}, ranks {rec['r_u']}/{rec['r_v']}/{rec['r_t']}, {rec['selection']}; {secs:.1f} s per "
+        "layer on this machine (read from the run's configuration)", figure))
     return out

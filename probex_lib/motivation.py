@@ -245,54 +245,41 @@ def standard_error(accuracy: float, n_decisions: int) -> float:
 
 def judge_claims(a: pd.DataFrame, b: pd.DataFrame, c: pd.DataFrame, d: pd.DataFrame,
                  models: pd.DataFrame, layer: str) -> list[claims.Claim]:
-    """Claims P-F3a..d from the four experiments' tables (see the functions above for columns)."""
+    """Claims P-F3a..d: the numbers of the four experiments' tables, judged by :mod:`verdicts`."""
+    from . import verdicts
+
     acc = dict(zip(a["population"], a["accuracy"]))
+    dec = dict(zip(a["population"], a["n_decisions"]))
     t, f = acc["T1"], acc[FOREST]
     model_acc = {r.population: round(float(r.mean), 3) for r in models.itertuples()}
-    out = [claims.Claim(
-        "P-F3a", "linear metanetwork, same tree (T) vs forest (F)", "T 0.844, F 0.502",
-        f"T {t:.3f}, F {f:.3f} (gap {t - f:+.3f})", "reproduced if T - F >= 0.15; partly if T - F >= 0.05",
-        claims.verdict(t - f >= 0.15, t - f >= 0.05), "fig3a_tree_vs_forest.png",
-        {"layer": layer, "n_train": dict(zip(a["population"], a["n_train"].astype(int))), "model_test_accuracy": model_acc},
-    )]
+    se_t, se_f = standard_error(t, int(dec["T1"])), standard_error(f, int(dec[FOREST]))
+    out = [verdicts.judge(
+        "P-F3a", {"t": t, "f": f, "se_t": se_t, "se_f": se_f},
+        f"T {t:.3f}, F {f:.3f} (gap {t - f:+.3f}, SE {np.hypot(se_t, se_f):.3f})", "fig3a_tree_vs_forest.png",
+        {"layer": layer, "n_train": dict(zip(a["population"], a["n_train"].astype(int))), "model_test_accuracy": model_acc})]
 
-    curve = b[b["population"] == "T1"].groupby("n_train")["accuracy"].mean()
-    steps = np.diff(curve.values)
-    rises = bool(len(curve) > 1 and (steps >= -0.005).all() and curve.iloc[-1] - curve.iloc[0] >= 0.03)
-    out.append(claims.Claim(
-        "P-F3b", "positive transfer: more models from the same tree", "accuracy rises with training-set size",
-        ", ".join(f"{n}: {v:.3f}" for n, v in curve.items()),
-        "reproduced if the T1 mean accuracy never drops by more than 0.005 from one size to the next and the "
-        "largest size beats the smallest by >= 0.03; partly if the largest beats the smallest",
-        claims.verdict(rises, len(curve) > 1 and curve.iloc[-1] > curve.iloc[0]), "fig3b_positive_transfer.png",
-    ))
+    g = b[b["population"] == "T1"].groupby("n_train")["accuracy"]
+    curve, sd, reps = g.mean(), g.std(ddof=1), g.size()
+    se = (sd / np.sqrt(reps)).where(reps > 1)
+    out.append(verdicts.judge(
+        "P-F3b", {"accuracy": curve.tolist(), "se": se.tolist()},
+        ", ".join(f"{n}: {v:.3f}±{s:.3f}" for n, v, s in zip(curve.index, curve, se)) + f" (SE over {int(reps.min())} repeats)",
+        "fig3b_positive_transfer.png"))
 
     by_k = dict(zip(c["n_trees"], c["accuracy"]))
-    others = [v for k, v in by_k.items() if k > 1]
-    margin_c = 2 * standard_error(by_k[1], int(c["n_decisions"].iloc[0]))
-    out.append(claims.Claim(
-        "P-F3c", "negative transfer: train on T1 + other trees, test on T1",
-        "1 tree 0.844, 2 trees 0.752, 3 trees 0.686, 4 trees 0.724",
-        ", ".join(f"{k} tree{'s' if k > 1 else ''} {v:.3f}" for k, v in by_k.items()) + f" (2 SE = {margin_c:.3f})",
-        "reproduced if every run with other trees added is below T1 alone by more than 2 binomial standard errors "
-        "of the T1 test accuracy; partly if their mean is below by more than 1 SE; else not reproduced",
-        claims.verdict(bool(others) and max(others) < by_k[1] - margin_c,
-                       bool(others) and np.mean(others) < by_k[1] - margin_c / 2),
-        "fig3c_negative_transfer.png",
-    ))
+    se_c = standard_error(by_k[1], int(c["n_decisions"].iloc[0]))
+    out.append(verdicts.judge(
+        "P-F3c", {"alone": by_k[1], "with_others": [v for k, v in by_k.items() if k > 1], "se": se_c},
+        ", ".join(f"{k} tree{'s' if k > 1 else ''} {v:.3f}" for k, v in by_k.items()) + f" (SE {se_c:.3f})",
+        "fig3c_negative_transfer.png"))
 
     per = d.pivot(index="tree", columns="method", values="accuracy")
     moe, shared = float(per["MoE"].mean()), float(per["shared"].mean())
     n_dec = int(d[d["method"] == "MoE"]["n_decisions"].sum())
-    margin_d = 2 * standard_error(moe, n_dec)
+    se_m, se_s = standard_error(moe, n_dec), standard_error(shared, n_dec)
     ahead = int((per["MoE"] > per["shared"]).sum())
-    out.append(claims.Claim(
-        "P-F3d", "one expert per tree (MoE) vs one shared metanetwork", "MoE better",
-        f"MoE {moe:.3f}, shared {shared:.3f} (mean over {len(per)} trees, MoE ahead on {ahead}/{len(per)}; "
-        f"2 SE = {margin_d:.3f})",
-        "reproduced if MoE beats shared on the mean by more than 2 binomial standard errors; partly if MoE is "
-        "ahead on the mean and on every tree but by less; else not reproduced",
-        claims.verdict(moe - shared > margin_d, moe > shared and ahead == len(per)),
-        "fig3d_moe_vs_shared.png",
-    ))
+    out.append(verdicts.judge(
+        "P-F3d", {"moe": moe, "shared": shared, "se_moe": se_m, "se_shared": se_s},
+        f"MoE {moe:.3f}, shared {shared:.3f} (mean over {len(per)} trees, SE of the gap {np.hypot(se_m, se_s):.3f}; "
+        f"MoE ahead on {ahead}/{len(per)} trees)", "fig3d_moe_vs_shared.png"))
     return out

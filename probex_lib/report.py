@@ -23,7 +23,7 @@ from . import atomic, claims, paths
 
 PAPERS_README = paths.REPO_ROOT / "papers" / "claims.md"  # the kit's copy of the papers' list of figures and tables
 SHARED_README = paths.REPO_ROOT.parent / "shared" / "papers" / "README.md"  # its source, beside the kit if present
-VERDICT_ORDER = ("reproduced", "partly", "not reproduced", "not run")
+VERDICT_ORDER = claims.VERDICTS  # the one vocabulary: the three tiers, then "not run" and "not judged"
 PACKAGES = ("torch", "numpy", "scipy", "pandas", "transformers", "diffusers", "peft", "sentence_transformers",
             "dask", "papermill", "networkx")
 
@@ -105,7 +105,7 @@ def table(records: pd.DataFrame, ok_notebooks: dict[str, str], readme: str | Pat
             else:
                 reason = "no notebook in this profile has recorded it yet"
             rows.append({"id": p["id"], "paper": p["paper"], "what": p["what"], "paper says": p["says"], "ours": "—",
-                         "rule": "", "verdict": "not run", "figure": "", "notebook": "", "note": reason})
+                         "rule": "", "verdict": claims.NOT_RUN, "figure": "", "notebook": "", "note": reason})
         else:
             rows.append(_row(p["id"], p["paper"], p["what"], r, ok_notebooks))
     for cid, r in by_id.items():  # the kit's own checks (e.g. MJ-acc)
@@ -115,8 +115,16 @@ def table(records: pd.DataFrame, ok_notebooks: dict[str, str], readme: str | Pat
 
 
 def _row(cid: str, paper: str, what: str, r: pd.Series, ok: dict[str, str]) -> dict:
+    """A recorded claim. A record whose verdict is missing or not in the vocabulary, or that its rule
+    could not judge, is shown as "not judged" with the reason (never as a verdict)."""
+    verdict, note = r.get("verdict"), ""
+    details = r.get("details") if isinstance(r.get("details"), dict) else {}
+    if verdict == claims.NOT_JUDGED:
+        note = details.get("not_judged", f"claim {cid}: its rule could not judge the recorded numbers")
+    elif verdict not in claims.TIERS:
+        verdict, note = claims.NOT_JUDGED, f"claim {cid} in record {r['notebook']}: verdict {r.get('verdict')!r} is not one of {claims.TIERS}"
     return {"id": cid, "paper": paper, "what": what, "paper says": r["paper"], "ours": r["ours"], "rule": r["rule"],
-            "verdict": r["verdict"], "figure": r.get("figure") or "", "notebook": ok.get(r["notebook"], ""), "note": ""}
+            "verdict": verdict, "figure": r.get("figure") or "", "notebook": ok.get(r["notebook"], ""), "note": note}
 
 
 def summary_line(t: pd.DataFrame) -> str:
@@ -141,7 +149,7 @@ def markdown(t: pd.DataFrame, env: dict, times: pd.DataFrame) -> str:
         for _, r in sub.iterrows():
             fig = f"[{r['figure']}]({r['figure']})" if r["figure"] else ""
             nb = f"[{r['notebook']}](notebooks/{r['notebook']}.ipynb)" if r["notebook"] else ""
-            ours = r["ours"] if r["verdict"] != "not run" else f"— ({r['note']})"
+            ours = r["ours"] if r["verdict"] in claims.TIERS else f"{r['ours'] if r['ours'] != '—' else '—'} ({r['note']})"
             lines.append("| " + " | ".join(_md_cell(x) for x in (r["id"], r["what"], r["paper says"], ours, f"**{r['verdict']}**",
                                                                    r["rule"], fig, nb)) + " |")
         lines.append("")
@@ -172,7 +180,7 @@ def to_html(t: pd.DataFrame, env: dict, times: pd.DataFrame, figures_dir: Path) 
                 embedded.add(r["figure"])
             elif r["figure"]:
                 img = html.escape(r["figure"])
-            ours = r["ours"] if r["verdict"] != "not run" else f"— ({r['note']})"
+            ours = r["ours"] if r["verdict"] in claims.TIERS else f"{r['ours'] if r['ours'] != '—' else '—'} ({r['note']})"
             out.append(f"<tr class='{r['verdict'].replace(' ', '')}'>" + "".join(
                 f"<td>{html.escape(str(x))}</td>" for x in (r["id"], r["what"], r["paper says"], ours, r["verdict"], r["rule"]))
                 + f"<td>{img}</td></tr>")
@@ -187,6 +195,17 @@ def build(figures_dir: str | Path, state: dict, profile: str, seed: int, readme:
     ``state`` ({notebook stem: {"status", "minutes", "profile", "record"}}). Returns the paths and
     the summary line."""
     figures_dir = Path(figures_dir)
+    t, times = collect(figures_dir, state, profile, readme)
+    env = environment(profile, seed)
+    md, page = figures_dir / "REPORT.md", figures_dir / "REPORT.html"
+    atomic.write_many({md: markdown(t, env, times), page: to_html(t, env, times, figures_dir),
+                       figures_dir / "report_claims.csv": t.to_csv(index=False)})
+    return md, page, summary_line(t)
+
+
+def collect(figures_dir: str | Path, state: dict, profile: str, readme: str | Path | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The report's claims table and the minutes per notebook, from the records and run state."""
+    figures_dir = Path(figures_dir)
     claims_dir = figures_dir / "claims"
     records = claims.read_claims(claims_dir) if claims_dir.exists() and any(claims_dir.glob("*.json")) else pd.DataFrame()
     ok = {s["record"]: nb for nb, s in state.items() if s.get("status") == "ok" and s.get("profile") == profile}
@@ -198,11 +217,7 @@ def build(figures_dir: str | Path, state: dict, profile: str, seed: int, readme:
                            "status": s.get("status", "") + (" (stale: its inputs changed since; rerun it)" if s.get("stale") else "")}
                           for nb, s in sorted(state.items()) if s.get("profile") == profile],
                          columns=["notebook", "profile", "minutes", "status"])
-    env = environment(profile, seed)
-    md, page = figures_dir / "REPORT.md", figures_dir / "REPORT.html"
-    atomic.write_many({md: markdown(t, env, times), page: to_html(t, env, times, figures_dir),
-                       figures_dir / "report_claims.csv": t.to_csv(index=False)})
-    return md, page, summary_line(t)
+    return t, times
 
 
 def read_state(figures_dir: str | Path) -> dict:
@@ -214,3 +229,51 @@ def read_state(figures_dir: str | Path) -> dict:
         return json.loads(f.read_text())
     except json.JSONDecodeError as exc:
         raise ValueError(f"{f}: not valid JSON ({exc}); delete it to rerun every notebook") from None
+
+
+# --------------------------------------------------------------------------- the README's results block
+
+README = paths.REPO_ROOT / "README.md"
+SNAPSHOT = paths.REPO_ROOT / "results" / "snapshot.json"  # committed: the records the README block was made from
+BEGIN = "<!-- results:begin: generated by ./run_all.sh (default profile) from results/snapshot.json; never edit by hand -->"
+END = "<!-- results:end -->"
+
+
+def snapshot(t: pd.DataFrame, times: pd.DataFrame, env: dict) -> dict:
+    """The small, committed summary of a run: summary line, minutes per notebook, one row per claim."""
+    return {"summary": summary_line(t), "profile": env["profile"], "seed": env["seed"], "commit": env.get("git commit", ""),
+            "date": env.get("date", ""), "minutes": {r.notebook: round(float(r.minutes), 1) for r in times.itertuples()},
+            "claims": [{k: ("" if pd.isna(r[k]) else str(r[k])) for k in ("id", "paper", "paper says", "ours", "verdict", "note")}
+                       for _, r in t.iterrows()]}
+
+
+def results_block(snap: dict) -> str:
+    """The README's results section, entirely from a snapshot (so a test can check the README)."""
+    total = sum(snap["minutes"].values())
+    lines = [BEGIN, "", f"**{snap['summary']}** (profile `{snap['profile']}`, seed {snap['seed']}, commit "
+             f"`{snap['commit'][:7] or 'unknown'}`, {snap['date'] or 'date unknown'}; rules: `probex_lib/verdicts.py`).", "",
+             "| notebook | minutes in that run |", "|---|---|"]
+    lines += [f"| {nb} | {m:.1f} |" for nb, m in snap["minutes"].items()] + [f"| **total** | **{total:.1f}** |", ""]
+    lines += ["| id | paper says | ours | verdict |", "|---|---|---|---|"]
+    for c in snap["claims"]:
+        ours = c["ours"] + (f" ({c['note']})" if c.get("note") else "")
+        lines.append("| " + " | ".join(_md_cell(x) for x in (c["id"], c["paper says"], ours, f"**{c['verdict']}**")) + " |")
+    return "\n".join(lines + ["", END])
+
+
+def update_readme(snap: dict, readme: str | Path = README, snapshot_file: str | Path = SNAPSHOT) -> None:
+    """Replace the README's results block and write the snapshot, as one unit (atomic)."""
+    readme = Path(readme)
+    text = readme.read_text()
+    if BEGIN not in text or END not in text:
+        raise ValueError(f"{readme}: no results block (the lines {BEGIN!r} ... {END!r}) to regenerate")
+    head, rest = text.split(BEGIN, 1)
+    tail = rest.split(END, 1)[1]
+    atomic.write_many({readme: head + results_block(snap) + tail,
+                       Path(snapshot_file): json.dumps(snap, indent=1, ensure_ascii=False) + "\n"})
+
+
+def readme_block(readme: str | Path = README) -> str:
+    """The results block as it stands in the README (markers included)."""
+    text = Path(readme).read_text()
+    return BEGIN + text.split(BEGIN, 1)[1].split(END, 1)[0] + END

@@ -104,25 +104,22 @@ def training_images(row: pd.Series, n: int | None = None) -> np.ndarray:
 
 
 def judge(t3: pd.DataFrame, prec: dict, figure: str = "") -> list:
-    """Claims P-T3 (ProbeX best for kNN and OCC) and P-F7 (retrieval finds models of the query's class)."""
-    from .claims import Claim, verdict
+    """Claims P-T3 (ProbeX best for kNN and OCC) and P-F7 (retrieval finds models of the query's
+    class): numbers here, verdicts from :mod:`verdicts`."""
+    from . import verdicts
 
     mean = t3.groupby("representation")[["knn_acc", "occ_auc"]].mean()
     per_k = t3.pivot_table(index="k", columns="representation", values=["knn_acc", "occ_auc"])
     best_knn = bool((per_k["knn_acc"].idxmax(axis=1) == "ProbeX").all())
     best_occ = bool((per_k["occ_auc"].idxmax(axis=1) == "ProbeX").all())
-    out = [Claim(
-        "P-T3", "kNN and one-class classification on held-out classes: ProbeX vs raw weights vs StatNN",
-        "ProbeX best for both", "mean over k " + "; ".join(f"{r}: kNN {m.knn_acc:.3f}, OCC AUC {m.occ_auc:.3f}"
-                                                           for r, m in mean.iterrows())
+    out = [verdicts.judge(
+        "P-T3", {"knn_best_every_k": best_knn, "occ_best_every_k": best_occ},
+        "mean over k " + "; ".join(f"{r}: kNN {m.knn_acc:.3f}, OCC AUC {m.occ_auc:.3f}" for r, m in mean.iterrows())
         + f" (kNN chance {t3['knn_chance'].iloc[0]:.3f}, k in {sorted(t3['k'].unique().tolist())})",
-        "reproduced: ProbeX best at every k for both kNN and OCC; partly: best at every k for one of the two",
-        verdict(best_knn and best_occ, best_knn or best_occ), figure, t3.to_dict(orient="list"))]
-    se = float(np.sqrt(prec["precision"] * (1 - prec["precision"]) / (prec["n_queries"] * prec["k"])))
-    out.append(Claim(
-        "P-F7", "retrieval: nearest models by cosine of the aligned representation", "qualitative: the nearest models "
-        "share the query's class", f"precision@{prec['k']} {prec['precision']:.3f} over {prec['n_queries']} held-out "
-        f"queries (random {prec['chance']:.3f})",
-        "reproduced: precision above random by more than 2 SE (binomial over query-neighbour pairs); partly: above random",
-        verdict(prec["precision"] > prec["chance"] + 2 * se, prec["precision"] > prec["chance"]), figure, prec))
+        figure, {"table3": t3.to_dict(orient="list")})]
+    n = prec["n_queries"] * prec["k"]
+    out.append(verdicts.judge(
+        "P-F7", {"precision": prec["precision"], "chance": prec["chance"], "n": n},
+        f"precision@{prec['k']} {prec['precision']:.3f} over {prec['n_queries']} held-out queries (random "
+        f"{prec['chance']:.3f}, SE {verdicts.binomial_se(prec['chance'], n):.3f})", figure, {"precision": prec}))
     return out

@@ -241,6 +241,12 @@ def main(argv: list[str] | None = None, notebooks_dir: Path = NOTEBOOKS_DIR) -> 
             print(f"[run_all] WARNING: papers/claims.md differs from {report.SHARED_README} at {stale_ids}; "
                   "copy the new list into papers/claims.md", file=sys.stderr)
         md, page, summary = report.build(out_dir, shown, args.profile, args.seed)
+        if args.profile == "default" and out_dir.resolve() == paths.figures_dir().resolve() and all(
+                s.get("status") == "ok" and not s.get("stale") for s in shown.values()):
+            t, nb_times = report.collect(out_dir, shown, args.profile)
+            snap = report.snapshot(t, nb_times, {**report.environment(args.profile, args.seed), "date": time.strftime("%Y-%m-%d")})
+            report.update_readme(snap)
+            print(f"[run_all] README results block regenerated from {report.SNAPSHOT}")
         atomic.write_text(out_dir / "run_times.csv", times.to_csv(index=False))
     except (RunError, ValueError) as exc:
         print(f"[run_all] ERROR: {exc}", file=sys.stderr)

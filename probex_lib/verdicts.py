@@ -1,0 +1,525 @@
+"""Every verdict rule of the reproduction report, its words beside its code.
+
+A reader checking a verdict opens this file only. Experiment modules return numbers; the
+notebooks hand those numbers to :func:`judge`, which looks up the claim's :class:`Rule`, checks
+that every number the rule needs is present and finite, and returns a :class:`~claims.Claim`.
+A missing or non-finite number gives the status "not judged" with the reason, never a verdict.
+
+Tiers. Every rule returns one of ``claims.VERDICTS`` ("reproduced", "partly", "not reproduced").
+The same two words recur:
+
+* **beyond noise** means the effect's sign holds by more than the stated number of standard
+  errors (SE) of the measured difference (``hypot`` of the two SEs when two independent
+  measurements are compared); "partly" never means merely "a difference of the right sign";
+* **direction signal** (MoTHer) is the share of correctly placed true edges whose direction score
+  orders parent and child as the prior expects. With no signal it is 0.5, whatever the tree
+  shape; its SE is the binomial SE under that null, sqrt(0.25 / n_edges). (The *no-direction
+  baseline* is different: the accuracy the same placement scores with the root drawn at random,
+  about 0.91 on a 1-4-16 tree; see :mod:`probex_lib.mother_baselines`.)
+
+Rules were written from the papers' text (``papers/claims.md``) before the results they judge;
+``tests/test_verdicts.py`` moves each rule through every tier it can return.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from scipy.stats import norm
+
+from .claims import Claim, NOT_JUDGED
+
+Numbers = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One claim's rule. ``needs`` are the number keys ``decide`` reads; ``tiers`` the verdicts
+    it can return (tested one by one)."""
+
+    id: str
+    what: str
+    paper: str
+    text: str
+    needs: tuple[str, ...]
+    decide: Callable[[Numbers], str]
+    tiers: tuple[str, ...] = ("reproduced", "partly", "not reproduced")
+
+
+RULES: dict[str, Rule] = {}
+
+
+def rule(id: str, what: str, paper: str, text: str, needs: tuple[str, ...],
+         tiers: tuple[str, ...] = ("reproduced", "partly", "not reproduced")) -> Callable:
+    def register(fn: Callable[[Numbers], str]) -> Callable[[Numbers], str]:
+        if id in RULES:
+            raise ValueError(f"rule {id} defined twice")
+        RULES[id] = Rule(id, what, paper, text, needs, fn, tiers)
+        return fn
+    return register
+
+
+def tier(full: bool, partial: bool = False) -> str:
+    return "reproduced" if full else "partly" if partial else "not reproduced"
+
+
+def se_diff(*ses: float) -> float:
+    """SE of a difference (or sum) of independent measurements."""
+    return float(math.sqrt(sum(s * s for s in ses)))
+
+
+def binomial_se(p: float, n: float) -> float:
+    return float(math.sqrt(max(p * (1 - p), 0.0) / max(n, 1)))
+
+
+def null_se(n: float) -> float:
+    """SE of a share under the no-signal null p = 0.5."""
+    return float(math.sqrt(0.25 / max(n, 1)))
+
+
+def z_of(effect: float, se: float) -> float:
+    """Effect in standard errors (inf when the SE is 0 and the effect positive)."""
+    if se <= 0:
+        return math.inf if effect > 0 else (-math.inf if effect < 0 else 0.0)
+    return effect / se
+
+
+def bonferroni_z(n_tests: int, alpha: float = 0.05) -> float:
+    """Two-sided z threshold after a Bonferroni correction for ``n_tests`` comparisons."""
+    return float(norm.ppf(1 - alpha / (2 * max(n_tests, 1))))
+
+
+def _missing(needs: tuple[str, ...], numbers: Numbers) -> str:
+    for k in needs:
+        if k not in numbers:
+            return f"number {k!r} missing"
+        v = numbers[k]
+        vals = v.values() if isinstance(v, Mapping) else v if isinstance(v, (list, tuple)) else [v]
+        for x in vals:
+            if isinstance(x, (int, float)) and not isinstance(x, bool) and not math.isfinite(x):
+                return f"number {k!r} is not finite ({x})"
+    return ""
+
+
+def judge(claim_id: str, numbers: Numbers, ours: str, figure: str = "", details: dict | None = None) -> Claim:
+    """The claim ``claim_id`` judged by its rule from ``numbers`` (which the record keeps).
+
+    A number the rule needs that is missing or not finite gives "not judged" with the reason.
+    """
+    if claim_id not in RULES:
+        raise KeyError(f"no verdict rule for claim {claim_id!r}; rules exist for {sorted(RULES)}")
+    r = RULES[claim_id]
+    why = _missing(r.needs, numbers)
+    verdict = NOT_JUDGED if why else r.decide(numbers)
+    if verdict not in r.tiers and verdict != NOT_JUDGED:
+        raise AssertionError(f"rule {claim_id} returned {verdict!r}, not one of its tiers {r.tiers}")
+    info = {"numbers": _plain(numbers), **(details or {})}
+    if why:
+        info["not_judged"] = f"claim {claim_id}: {why}"
+    return Claim(claim_id, r.what, r.paper, ours, r.text, verdict, figure, info)
+
+
+def _plain(x: Any) -> Any:
+    """JSON-friendly copy (numpy scalars to Python)."""
+    if isinstance(x, Mapping):
+        return {str(k): _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    if hasattr(x, "item"):
+        return x.item()
+    return x
+
+
+# =========================================================================== ProbeX paper, Fig. 3
+
+
+@rule("P-F3a", "linear metanetwork, same tree (T) vs forest (F)", "T 0.844, F 0.502",
+      "gap = T - F, SE = hypot of the two binomial SEs. reproduced: gap >= 0.15 and beyond 2 SE; "
+      "partly: gap beyond 2 SE; else not reproduced", ("t", "f", "se_t", "se_f"))
+def _p_f3a(n: Numbers) -> str:
+    gap = n["t"] - n["f"]
+    beyond = z_of(gap, se_diff(n["se_t"], n["se_f"])) > 2
+    return tier(beyond and gap >= 0.15, beyond)
+
+
+@rule("P-F3b", "positive transfer: more models from the same tree", "accuracy rises with training-set size",
+      "curve of T1 accuracy by training-set size, SE per point over repeats. reproduced: largest beats smallest "
+      "beyond 2 SE and no step drops beyond 2 SE; partly: largest beats smallest beyond 2 SE; else not reproduced",
+      ("accuracy", "se"))
+def _p_f3b(n: Numbers) -> str:
+    acc, se = list(n["accuracy"]), list(n["se"])
+    if len(acc) < 2:
+        return "not reproduced"
+    up = z_of(acc[-1] - acc[0], se_diff(se[-1], se[0])) > 2
+    no_drop = all(z_of(acc[i] - acc[i + 1], se_diff(se[i], se[i + 1])) <= 2 for i in range(len(acc) - 1))
+    return tier(up and no_drop, up)
+
+
+@rule("P-F3c", "negative transfer: train on T1 + other trees, test on T1",
+      "1 tree 0.844, 2 trees 0.752, 3 trees 0.686, 4 trees 0.724",
+      "T1 alone vs T1 + other trees, SE = hypot of binomial SEs. reproduced: every run with other trees below "
+      "T1 alone beyond 2 SE; partly: their mean below T1 alone beyond 2 SE; else not reproduced",
+      ("alone", "with_others", "se"))
+def _p_f3c(n: Numbers) -> str:
+    others = list(n["with_others"])
+    if not others:
+        return "not reproduced"
+    s = se_diff(n["se"], n["se"])
+    every = all(z_of(n["alone"] - o, s) > 2 for o in others)
+    mean = z_of(n["alone"] - sum(others) / len(others), s) > 2
+    return tier(every, mean)
+
+
+@rule("P-F3d", "one expert per tree (MoE) vs one shared metanetwork", "MoE better",
+      "mean over trees, SE = hypot of binomial SEs. reproduced: MoE above shared beyond 2 SE; partly: beyond "
+      "1 SE; else not reproduced", ("moe", "shared", "se_moe", "se_shared"))
+def _p_f3d(n: Numbers) -> str:
+    z = z_of(n["moe"] - n["shared"], se_diff(n["se_moe"], n["se_shared"]))
+    return tier(z > 2, z > 1)
+
+
+# =========================================================================== ProbeX paper, Table 1, App. C, E
+
+
+@rule("P-T1", "training-class prediction per tree: StatNN, Dense, ProbeX (accuracy, parameters)",
+      "ProbeX > Dense by more than 10 points on average, about 30x fewer parameters",
+      "means over trees, SE = hypot of the test SEs. reproduced: ProbeX above Dense by >= 0.10 and beyond 2 SE, "
+      "above StatNN beyond 2 SE, with >= 20x fewer parameters than Dense; partly: above both beyond 2 SE with "
+      ">= 20x fewer parameters; else not reproduced",
+      ("probex", "dense", "statnn", "se_probex", "se_dense", "se_statnn", "param_ratio"))
+def _p_t1(n: Numbers) -> str:
+    m_d = n["probex"] - n["dense"]
+    above_d = z_of(m_d, se_diff(n["se_probex"], n["se_dense"])) > 2
+    above_s = z_of(n["probex"] - n["statnn"], se_diff(n["se_probex"], n["se_statnn"])) > 2
+    small = n["param_ratio"] >= 20
+    return tier(above_d and above_s and small and m_d >= 0.10, above_d and above_s and small)
+
+
+@rule("P-Router", "routing models to trees by hierarchical clustering of one layer + nearest centre",
+      "perfect accuracy",
+      "test models only; each tree must map to exactly one cluster (a model routed to a cluster that is not its "
+      "tree's one cluster is an error; a tree split over clusters counts its minority as errors). reproduced: "
+      "routing accuracy 1.0 and as many clusters as trees; partly: >= 0.9 and as many clusters as trees; else "
+      "not reproduced", ("routing_accuracy", "n_clusters", "n_trees"))
+def _p_router(n: Numbers) -> str:
+    same = n["n_clusters"] == n["n_trees"]
+    return tier(same and n["routing_accuracy"] >= 1.0, same and n["routing_accuracy"] >= 0.9)
+
+
+@rule("P-F9..12", "r_U, r_V, r_T ablations", "best near 128; r_V matters little; r_T matters a lot",
+      "SE = the test SE. reproduced: the best joint rank beats the smallest beyond 2 SE and r_T's spread exceeds "
+      "r_V's beyond 2 SE; partly: one of the two; else not reproduced",
+      ("joint_best", "joint_smallest", "spread_v", "spread_t", "se"))
+def _p_f9(n: Numbers) -> str:
+    s = se_diff(n["se"], n["se"])
+    big_rank = z_of(n["joint_best"] - n["joint_smallest"], s) > 2
+    t_matters = z_of(n["spread_t"] - n["spread_v"], s) > 2
+    return tier(big_rank and t_matters, big_rank or t_matters)
+
+
+@rule("P-F13,15", "deeper ProbeX encoders", "deeper overfits, worse",
+      "SE = hypot of the test SEs. reproduced: depth 1 above the deepest beyond 2 SE; partly: beyond 1 SE; else "
+      "not reproduced", ("shallow", "deepest", "se"))
+def _p_f13(n: Numbers) -> str:
+    z = z_of(n["shallow"] - n["deepest"], se_diff(n["se"], n["se"]))
+    return tier(z > 2, z > 1)
+
+
+@rule("P-F14", "dataset size: more models from the tree", "more models help",
+      "SE = hypot of the test SEs. reproduced: the largest set above the smallest beyond 2 SE and no step "
+      "drops beyond 2 SE; partly: largest above smallest beyond 1 SE; else not reproduced", ("accuracy", "se"))
+def _p_f14(n: Numbers) -> str:
+    acc, s = list(n["accuracy"]), se_diff(n["se"], n["se"])
+    if len(acc) < 2:
+        return "not reproduced"
+    z = z_of(acc[-1] - acc[0], s)
+    no_drop = all(z_of(acc[i] - acc[i + 1], s) <= 2 for i in range(len(acc) - 1))
+    return tier(z > 2 and no_drop, z > 1)
+
+
+PAPER_RECIPE = {"optimizer": "adam", "lr": 1e-3, "weight_decay": 1e-5, "split": [0.7, 0.1, 0.2],
+                "selection": "best layer and epoch on validation", "epochs": 500, "r_u": 128, "r_v": 128, "r_t": 128}
+
+
+@rule("P-impl", "training recipe", "70/10/20 split, 500 epochs, Adam lr 1e-3 wd 1e-5, ranks 128, best layer and epoch on val",
+      "read from the configuration the run used. reproduced: every item equals the paper's; partly: optimiser, "
+      "lr, weight decay, split and selection equal, epochs or ranks scaled; else not reproduced",
+      ("optimizer", "lr", "weight_decay", "split", "selection", "epochs", "r_u", "r_v", "r_t"))
+def _p_impl(n: Numbers) -> str:
+    same = {k: (list(n[k]) == PAPER_RECIPE[k] if k == "split" else n[k] == PAPER_RECIPE[k]) for k in PAPER_RECIPE}
+    core = all(same[k] for k in ("optimizer", "lr", "weight_decay", "split", "selection"))
+    return tier(all(same.values()), core)
+
+
+# =========================================================================== ProbeX paper, Sec. 6.2, 7
+
+
+@rule("P-T2", "text-aligned ProbeX: top-1 in-distribution and zero-shot on held-out classes",
+      "SD200: in-distribution 0.973, zero-shot 0.898 (30 held-out classes); SD1k zero-shot about 0.50 (150)",
+      "per variant. reproduced: on every variant ProbeX above chance beyond 2 SE in-distribution and zero-shot, "
+      "and above every baseline zero-shot beyond 2 SE of the difference; partly: above chance beyond 2 SE on "
+      "every variant; else not reproduced", ("variants",))
+def _p_t2(n: Numbers) -> str:
+    vs = list(n["variants"])
+    if not vs:
+        return "not reproduced"
+    above = all(z_of(v["indist"] - v["indist_chance"], v["indist_se"]) > 2
+                and z_of(v["zeroshot"] - v["zeroshot_chance"], v["zeroshot_se"]) > 2 for v in vs)
+    best = all(z_of(v["zeroshot"] - b["zeroshot"], se_diff(v["zeroshot_se"], b["zeroshot_se"])) > 2
+               for v in vs for b in v["baselines"])
+    return tier(above and best, above)
+
+
+@rule("P-T3", "kNN and one-class classification on held-out classes: ProbeX vs raw weights vs StatNN",
+      "ProbeX best for both",
+      "reproduced: ProbeX best at every k for both kNN accuracy and OCC AUC; partly: for one of the two; else "
+      "not reproduced", ("knn_best_every_k", "occ_best_every_k"))
+def _p_t3(n: Numbers) -> str:
+    return tier(bool(n["knn_best_every_k"]) and bool(n["occ_best_every_k"]),
+                bool(n["knn_best_every_k"]) or bool(n["occ_best_every_k"]))
+
+
+@rule("P-T4", "activation ablation: linear vs ReLU ProbeX", "linear 0.953 / 0.564, ReLU 0.973 / 0.898 (in-dist / zero-shot)",
+      "zero-shot gap = ReLU - linear, SE = hypot of the two SEs. reproduced: gap beyond 2 SE and larger than the "
+      "in-distribution gap; partly: gap beyond 1 SE; else not reproduced",
+      ("relu_zs", "linear_zs", "relu_zs_se", "linear_zs_se", "relu_id", "linear_id"))
+def _p_t4(n: Numbers) -> str:
+    gap = n["relu_zs"] - n["linear_zs"]
+    z = z_of(gap, se_diff(n["relu_zs_se"], n["linear_zs_se"]))
+    return tier(z > 2 and gap > n["relu_id"] - n["linear_id"], z > 1)
+
+
+@rule("P-T5", "best layers ranked in-distribution vs zero-shot", "rankings differ (qualitative)",
+      "pairs of top layers (by validation) whose zero-shot order is reversed. reproduced: at least one reversal "
+      "beyond the Bonferroni-corrected z for all pairs compared (two-sided 5%); partly: at least one beyond 2 SE "
+      "uncorrected; else not reproduced", ("reversal_z", "n_pairs"))
+def _p_t5(n: Numbers) -> str:
+    zs = list(n["reversal_z"])
+    top = max(zs) if zs else 0.0
+    return tier(top > bonferroni_z(int(n["n_pairs"])), top > 2)
+
+
+@rule("P-T6", "text-encoder ablation, zero-shot", "CLIP 0.898, OpenCLIP 0.860, BLIP2 0.564: robust to the encoder",
+      "language encoders (every one except the bag-of-words and random-vector controls). reproduced: every "
+      "language encoder above chance, the random control and the bag-of-words control beyond 2 SE of the "
+      "difference; partly: every one above chance and the random control beyond 2 SE; else not reproduced. "
+      "Caveat: our MiniLM is the generator's own conditioning encoder (and the UNet keys derive from it)",
+      ("encoders", "chance", "random", "random_se", "bow", "bow_se"))
+def _p_t6(n: Numbers) -> str:
+    enc = dict(n["encoders"])  # name -> (zeroshot, se)
+    if not enc:
+        return "not reproduced"
+    base = all(z_of(z - n["chance"], s) > 2 and z_of(z - n["random"], se_diff(s, n["random_se"])) > 2
+               for z, s in enc.values())
+    bow = all(z_of(z - n["bow"], se_diff(s, n["bow_se"])) > 2 for z, s in enc.values())
+    return tier(base and bow, base)
+
+
+@rule("P-F7", "retrieval: nearest models by cosine of the aligned representation",
+      "qualitative: the nearest models share the query's class",
+      "binomial SE over query-neighbour pairs. reproduced: precision above random beyond 2 SE; partly: beyond "
+      "1 SE; else not reproduced", ("precision", "chance", "n"))
+def _p_f7(n: Numbers) -> str:
+    z = z_of(n["precision"] - n["chance"], binomial_se(n["chance"], n["n"]))
+    return tier(z > 2, z > 1)
+
+
+# =========================================================================== the kit's Model-J checks
+
+
+@rule("MJ-acc", "every fine-tuned discriminative model is a real classifier (Figs. 17-21)",
+      "models converge; accuracy distributions per tree",
+      "reproduced: every tree's mean test accuracy at least 5x chance; partly: at least 2x; else not reproduced",
+      ("ratio_to_chance",))
+def _mj_acc(n: Numbers) -> str:
+    r = list(n["ratio_to_chance"])
+    return tier(bool(r) and min(r) >= 5, bool(r) and min(r) >= 2)
+
+
+@rule("MJ-lora", "LoRA samples resemble their class (identifier prompt; judged by the supervised ViT root)",
+      "personalised models generate their class",
+      "paired gain of the LoRA over the base model with the same prompt. reproduced: class accuracy gain beyond "
+      "2 SE; partly: colour or shape gain beyond 2 SE; else not reproduced", ("gains",))
+def _mj_lora(n: Numbers) -> str:
+    sig = {k: z_of(g, s) > 2 for k, (g, s) in dict(n["gains"]).items()}
+    return tier(sig.get("class acc", False), sig.get("colour acc", False) or sig.get("shape acc", False))
+
+
+# =========================================================================== MoTHer paper
+
+
+def mother_ok(ours: float, paper: float, baseline: float, signal: float, n_edges: float, tol: float) -> bool:
+    """Within ``tol`` of the paper's value, and, where the paper's value beats the no-direction
+    baseline of its tree shape, a direction signal beyond 2 null SEs (else a method with no
+    direction signal would pass)."""
+    needs_dir = paper > baseline
+    dir_ok = z_of(signal - 0.5, null_se(n_edges)) > 2
+    return abs(ours - paper) <= tol and (dir_ok or not needs_dir)
+
+
+@rule("M-T1", "graph accuracy per subset (5 trees x 21 models)", "FT 0.94, LoRA-V 1.0, LoRA-F 0.96, Mixed 0.83",
+      "per subset: within 0.1 of the paper's graph accuracy and, where the paper's value beats the no-direction "
+      "baseline of the paper's tree shape (root at random, edges placed right: 0.914 for 1-4-16), a direction "
+      "signal beyond 2 null SE. reproduced: every subset; partly: at least half; else not reproduced",
+      ("subsets",))
+def _m_t1(n: Numbers) -> str:
+    ok = [mother_ok(s["ours"], s["paper"], s["paper_baseline"], s["signal"], s["n_placed"], 0.1)
+          for s in dict(n["subsets"]).values()]
+    return tier(bool(ok) and all(ok), bool(ok) and sum(ok) >= len(ok) / 2)
+
+
+def _mother_single(n: Numbers) -> str:
+    return tier(mother_ok(n["ours"], n["paper"], n["paper_baseline"], n["signal"], n["n_placed"], 0.1),
+                mother_ok(n["ours"], n["paper"], n["paper_baseline"], n["signal"], n["n_placed"], 0.2))
+
+
+_SINGLE = ("ours", "paper", "paper_baseline", "signal", "n_placed")
+_SINGLE_TEXT = ("reproduced: within 0.1 of the paper's accuracy and, where the paper's value beats the no-direction "
+                "baseline of its tree shape, a direction signal beyond 2 null SE; partly: the same within 0.2; "
+                "else not reproduced")
+rule("M-deep", "a deeper tree of the same root", "0.79 vs 0.85 for the 3-level tree", _SINGLE_TEXT, _SINGLE)(_mother_single)
+rule("M-resnet", "ResNet tree, 21 models", "1.0", _SINGLE_TEXT, _SINGLE)(_mother_single)
+
+
+@rule("M-abl-lft", "LoRA-V with the Eq. 1 distance instead of the rank distance (a placement claim)", "0.78 (vs 1.0)",
+      "judged on placement (undirected edge accuracy), binomial SEs over edges. reproduced: Eq. 1 places fewer "
+      "edges right than Eq. 2 beyond 2 SE; partly: beyond 1 SE; else not reproduced",
+      ("placed_l2", "placed_rank", "n_edges"))
+def _m_abl(n: Numbers) -> str:
+    s = se_diff(binomial_se(n["placed_l2"], n["n_edges"]), binomial_se(n["placed_rank"], n["n_edges"]))
+    z = z_of(n["placed_rank"] - n["placed_l2"], s)
+    return tier(z > 2, z > 1)
+
+
+@rule("M-F1", "weight distance vs edge distance on one tree", "Pearson rho = 0.99",
+      "reproduced: rho >= 0.9; partly: rho >= 0.5 and beyond 2 SE of 0 (Fisher z, SE 1/sqrt(n - 3)); else not "
+      "reproduced", ("rho", "n_pairs"))
+def _m_f1(n: Numbers) -> str:
+    z = math.atanh(min(max(n["rho"], -0.999999), 0.999999)) * math.sqrt(max(n["n_pairs"] - 3, 1))
+    return tier(n["rho"] >= 0.9 and z > 2, n["rho"] >= 0.5 and z > 2)
+
+
+@rule("M-F2", "kurtosis rises during pre-training, falls during fine-tuning", "almost monotonic",
+      "share of runs whose kurtosis ends in the expected direction, per phase. reproduced: >= 0.9 in both "
+      "phases; partly: above 0.5 beyond 2 null SE in both; else not reproduced",
+      ("pre_up", "n_pre", "ft_down", "n_ft"))
+def _m_f2(n: Numbers) -> str:
+    both = min(n["pre_up"], n["ft_down"]) >= 0.9
+    beyond = z_of(n["pre_up"] - 0.5, null_se(n["n_pre"])) > 2 and z_of(n["ft_down"] - 0.5, null_se(n["n_ft"])) > 2
+    return tier(both and beyond, beyond)
+
+
+@rule("M-F7", "continued pre-training chain with the flipped (generalisation) prior",
+      "all edges but one correct (Stable Diffusion 1.1-1.5)",
+      "a chain's no-direction baseline is 0.5. reproduced: at most one edge wrong with the flipped prior and a "
+      "direction signal of at least 2 null SE; partly: a direction signal of at least 1 null SE; else not "
+      "reproduced (with 4 edges only 4 of 4 reaches 2 SE)", ("wrong", "signal", "n_placed"))
+def _m_f7(n: Numbers) -> str:
+    z = z_of(n["signal"] - 0.5, null_se(n["n_placed"]))
+    return tier(n["wrong"] <= 1 and z >= 2, z >= 1)
+
+
+@rule("M-F6", "clustering into trees vs graph size", "high accuracy even with 10 models across 5 trees",
+      "reproduced: clustering accuracy >= 0.9 at the smallest size; partly: >= 0.7; else not reproduced",
+      ("smallest",))
+def _m_f6(n: Numbers) -> str:
+    return tier(n["smallest"] >= 0.9, n["smallest"] >= 0.7)
+
+
+@rule("M-F8", "variance, skewness, kurtosis, entropy as direction scores", "only kurtosis consistently monotonic",
+      "consistency of a score = max(share of edges where it falls parent -> child, share where it rises). "
+      "reproduced: kurtosis the most consistent score, >= 0.8 and beyond 2 null SE of 0.5; partly: kurtosis "
+      "beyond 2 null SE of 0.5; else not reproduced", ("consistency", "n_edges"))
+def _m_f8(n: Numbers) -> str:
+    c = dict(n["consistency"])
+    k = c.get("kurtosis", 0.0)
+    beyond = z_of(k - 0.5, null_se(n["n_edges"])) > 2
+    return tier(beyond and k >= 0.8 and k >= max(c.values()), beyond)
+
+
+@rule("M-F13", "layer types as kurtosis layers", "dense layers most consistent",
+      "'dense' is the attention output projection (HF ViT attention.output.dense, our o_proj), as in the "
+      "official calc_ku. reproduced: o_proj the most consistent layer type and beyond 2 null SE of 0.5; partly: "
+      "o_proj beyond 2 null SE but not the most consistent; else not reproduced", ("consistency", "n_edges"))
+def _m_f13(n: Numbers) -> str:
+    c = dict(n["consistency"])
+    o = c.get("o", 0.0)
+    beyond = z_of(o - 0.5, null_se(n["n_edges"])) > 2
+    return tier(beyond and o >= max(c.values()), beyond)
+
+
+@rule("M-impl", "sensitivity to c (lambda = c mean(D))", "results unchanged for c in (0, 5)",
+      "spread (max - min) of graph accuracy over the c values tried in (0, 5). reproduced: <= 0.05; partly: "
+      "<= 0.15; else not reproduced", ("spread",))
+def _m_impl(n: Numbers) -> str:
+    return tier(n["spread"] <= 0.05, n["spread"] <= 0.15)
+
+
+@rule("M-T6", "parents of merged models by cosine similarity to parent cluster centres", "parents identified perfectly",
+      "reproduced: every merged model's fine-tunes get both true parents (1.0); partly: >= 0.8; else not reproduced",
+      ("identified",))
+def _m_t6(n: Numbers) -> str:
+    return tier(n["identified"] >= 1.0, n["identified"] >= 0.8)
+
+
+PAPER_RUNTIME_S = {"distances": 5.01 * 60, "clustering": 4.43 * 60}  # 10,000 models of one 768x768 layer, CPU
+
+
+@rule("M-T7", "run time of distances, clustering and MDST",
+      "10k models of one 768x768 layer: distances 5.01 min, clustering 4.43 min on CPU; MDST negligible",
+      "our times at the measured size, extrapolated to 10,000 models as n^2 (distances, clustering) at the "
+      "paper's 768x768 layer. reproduced: both extrapolations within the paper's times and MDST below 10% of "
+      "distances + clustering; partly: both within 3x of the paper's; else not reproduced",
+      ("distances_10k_s", "clustering_10k_s", "mdst_s", "distances_s", "clustering_s"))
+def _m_t7(n: Numbers) -> str:
+    d, c = n["distances_10k_s"] / PAPER_RUNTIME_S["distances"], n["clustering_10k_s"] / PAPER_RUNTIME_S["clustering"]
+    negligible = n["mdst_s"] < 0.1 * (n["distances_s"] + n["clustering_s"])
+    return tier(d <= 1 and c <= 1 and negligible, d <= 3 and c <= 3)
+
+
+@rule("M-T4", "recovery after l1 unstructured pruning of every model", "0.89 at 0%, 0.85 at 90%, 0.80 at 95%, 0.68 at 99%",
+      "drop of graph accuracy from 0% to 90% pruning, binomial SEs over edges. reproduced: drop <= 0.1 and, "
+      "where the paper's 0.85 beats the no-direction baseline, a direction signal beyond 2 null SE at 90%; "
+      "partly: drop <= 0.2 with the same direction condition; else not reproduced",
+      ("at0", "at90", "paper_baseline", "signal90", "n_placed90"))
+def _m_t4(n: Numbers) -> str:
+    needs_dir = 0.85 > n["paper_baseline"]
+    dir_ok = z_of(n["signal90"] - 0.5, null_se(n["n_placed90"])) > 2 or not needs_dir
+    drop = n["at0"] - n["at90"]
+    return tier(drop <= 0.1 and dir_ok, drop <= 0.2 and dir_ok)
+
+
+@rule("M-T5", "half the models quantised (fp16, int8 per-tensor), 10 repeats", "fp16 0.883, int8 0.883 (vs 0.89)",
+      "largest drop of mean graph accuracy from unquantised. reproduced: <= 0.05; partly: <= 0.1; else not "
+      "reproduced (the paper's values are below the no-direction baseline of its tree shape, so no direction "
+      "condition)", ("drop",))
+def _m_t5(n: Numbers) -> str:
+    return tier(n["drop"] <= 0.05, n["drop"] <= 0.1)
+
+
+@rule("M-F16", "kurtosis during fine-tuning at each learning rate", "monotonic for models that converge",
+      "share of recorded steps where kurtosis falls, per learning rate, against 0.5 with the null SE over steps. "
+      "reproduced: at every lr >= 0.7 and beyond 2 SE; partly: at every lr beyond 2 SE; else not reproduced",
+      ("falls", "n_steps"))
+def _m_f16(n: Numbers) -> str:
+    f, s = list(n["falls"]), list(n["n_steps"])
+    beyond = bool(f) and all(z_of(x - 0.5, null_se(k)) > 2 for x, k in zip(f, s))
+    return tier(beyond and min(f) >= 0.7, beyond)
+
+
+# =========================================================================== findings text
+
+
+def findings_markdown(claims_list: list[Claim]) -> str:
+    """'What we found' for a notebook or the README: one line per claim, from the records."""
+    lines = []
+    for c in claims_list:
+        why = f" ({c.details.get('not_judged')})" if c.verdict == NOT_JUDGED else ""
+        lines.append(f"- **{c.id}** ({c.what}): paper {c.paper}; ours {c.ours}: **{c.verdict}**{why}")
+    return "\n".join(lines)
+
+
+__all__ = ["RULES", "Rule", "judge", "findings_markdown", "tier", "se_diff", "binomial_se", "null_se", "z_of",
+           "bonferroni_z", "mother_ok", "PAPER_RECIPE", "PAPER_RUNTIME_S"]
