@@ -16,6 +16,9 @@ test; ``holdout`` for LoRAs of held-out classes) and, for classifiers, its test 
 """
 from __future__ import annotations
 
+import functools
+import importlib.resources
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -269,25 +272,115 @@ def build(cfg: ModelJConfig, profile: str, executor: parallel.Executor = "proces
     return Jungle(dirs, manifests, pd.DataFrame(timing))
 
 
-def open_generative(path: str | Path) -> pd.DataFrame:
-    """Manifest of a folder of LoRAs: ours (``models/``) or Model-J's public generative files
-    (``pytorch_lora_weights.safetensors`` anywhere below, class in ``imagenet_class_id``).
+# --------------------------------------------------------------------------- public generative files
 
-    Columns include path, model_id, class_id (int) and split when the files record one.
+
+PUBLISHED_SPLITS = {"train": "train", "val": "val", "test": "test", "val_holdout": "holdout", "test_holdout": "holdout"}
+"""Split folders of the public Model-J generative files -> the kit's split names (both held-out
+folders hold models of the held-out classes: the kit's "holdout")."""
+IMAGENET_TABLE = "resources/imagenet_classes.tsv"  # inside probex_lib; written by scripts/make_imagenet_classes.py
+_WNID = re.compile(r"^n[0-9]{8}$")
+_INT = re.compile(r"^-?[0-9]+$")
+
+
+@functools.lru_cache(maxsize=1)
+def _imagenet_rows() -> tuple[tuple[str, int, str], ...]:
+    src = importlib.resources.files(__package__).joinpath(IMAGENET_TABLE)
+    rows = [line.split("\t") for line in src.read_text(encoding="utf-8").splitlines() if line and not line.startswith("#")]
+    return tuple((w, int(i), n) for w, i, n in rows[1:])  # rows[0]: the column names
+
+
+def imagenet_classes() -> pd.DataFrame:
+    """The ImageNet-1k classes (vendored from timm's WordNet tables): wnid, index (0-999, sorted
+    wnids), name (first lemma, made unique: see the file's header)."""
+    return pd.DataFrame(list(_imagenet_rows()), columns=["wnid", "index", "name"])
+
+
+def _id_kind(v: Any) -> str:
+    """'int', 'wnid', 'missing' or 'bad' for one class id read from metadata."""
+    if v is None or (isinstance(v, float) and np.isnan(v)):
+        return "missing"
+    if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
+        return "int"
+    if isinstance(v, str):
+        return "wnid" if _WNID.match(v.strip()) else "int" if _INT.match(v.strip()) else "bad"
+    return "bad"
+
+
+def _class_columns(df: pd.DataFrame, root: Path) -> pd.DataFrame:
+    """class_id (int) from metadata ``class_id`` or ``imagenet_class_id``; WordNet ids (the public
+    files) become their ImageNet-1k index, with columns wnid and class_name."""
+    if "class_id" not in df.columns and "imagenet_class_id" not in df.columns:
+        raise zoo.ZooError(f"{root}: LoRA files carry neither 'class_id' nor 'imagenet_class_id' metadata")
+    raw = df["class_id"].astype(object) if "class_id" in df.columns else pd.Series(None, index=df.index, dtype=object)
+    if "imagenet_class_id" in df.columns:
+        raw = raw.where(raw.notna(), df["imagenet_class_id"].astype(object))
+    kinds = raw.map(_id_kind)
+    if (kinds == "missing").any():
+        raise zoo.ZooError(f"{df.loc[kinds == 'missing', 'path'].iloc[0]}: no class id in its metadata")
+    if (kinds == "bad").any():
+        i = kinds[kinds == "bad"].index[0]
+        raise zoo.ZooError(f"{df.at[i, 'path']}: class id {raw[i]!r} is neither an integer nor a WordNet id (n + 8 digits)")
+    if kinds.nunique() > 1:
+        w, n = (kinds[kinds == k].index[0] for k in ("wnid", "int"))
+        raise zoo.ZooError(f"mixed class ids: {df.at[w, 'path']} has WordNet id {raw[w]!r}, {df.at[n, 'path']} has integer "
+                           f"id {raw[n]!r}; one folder must use one kind")
+    if kinds.iloc[0] == "int":
+        return df.assign(class_id=raw.map(int))
+    table = {w: (i, name) for w, i, name in _imagenet_rows()}
+    wnids = raw.map(lambda v: v.strip())
+    unknown = ~wnids.isin(table)
+    if unknown.any():
+        i = unknown[unknown].index[0]
+        raise zoo.ZooError(f"{df.at[i, 'path']}: imagenet_class_id {wnids[i]!r} is not one of the 1000 ImageNet-1k WordNet "
+                           f"ids (probex_lib/{IMAGENET_TABLE})")
+    return df.assign(class_id=wnids.map(lambda w: table[w][0]), wnid=wnids, class_name=wnids.map(lambda w: table[w][1]))
+
+
+def _folder_split(model_id: str, root: Path) -> str | None:
+    """The split folder in a model's path below ``root`` (the topmost one), else ``root``'s own name if it is one."""
+    for part in (*Path(model_id).parts, root.name):
+        if part in PUBLISHED_SPLITS:
+            return part
+    return None
+
+
+def _split_columns(df: pd.DataFrame, root: Path, require_split: bool) -> pd.DataFrame:
+    """split (the kit's names) and published_split (the name as recorded, e.g. val_holdout);
+    ``split`` metadata wins over the folder."""
+    meta = df["split"].astype(object) if "split" in df.columns else pd.Series(None, index=df.index, dtype=object)
+    folder = df["model_id"].map(lambda m: _folder_split(m, root)).astype(object)
+    missing = meta.isna() & folder.isna()
+    if missing.all() and not require_split:
+        return df
+    if missing.all():
+        raise zoo.ZooError(f"{root}: no split folders (expected {list(PUBLISHED_SPLITS)} as folder names below it) and no "
+                           "'split' metadata in its LoRA files")
+    if missing.any():
+        raise zoo.ZooError(f"{df.loc[missing, 'path'].iloc[0]}: no split: no folder named one of {list(PUBLISHED_SPLITS)} "
+                           f"in its path below {root}, and no 'split' metadata")
+    published = meta.where(meta.notna(), folder)
+    return df.assign(split=published.map(lambda s: PUBLISHED_SPLITS.get(s, s)), published_split=published)
+
+
+def open_generative(path: str | Path, require_split: bool = True) -> pd.DataFrame:
+    """Manifest of a folder of LoRAs: ours (``models/``, read as written) or other adapters, e.g.
+    the public Model-J generative files: ``<path>/<split>/.../pytorch_lora_weights.safetensors``
+    with the split folders of :data:`PUBLISHED_SPLITS` and the class in metadata
+    ``imagenet_class_id`` as a WordNet id (``n02119789``) or an integer.
+
+    Columns: path, model_id, metadata, class_id (int; for WordNet ids the ImageNet-1k index,
+    plus wnid and class_name from :func:`imagenet_classes`), split (train / val / test /
+    holdout; from the metadata, else the folder) and published_split (as recorded, e.g. val_holdout).
+    Errors name the file: no class id, an unknown WordNet id, WordNet and integer ids mixed, a
+    model with no split (``require_split=False``: a folder with no split at all is returned
+    without one, for :func:`zeroshot.assign_generative_splits`).
     """
     path = Path(path)
     if (path / zoo.MODELS_SUBDIR).is_dir():
         return zoo.build_manifest(path, write=False)
-    df = lora.scan_lora_folder(path)
-    if "class_id" not in df.columns:
-        if "imagenet_class_id" not in df.columns:
-            raise zoo.ZooError(f"{path}: LoRA files carry neither 'class_id' nor 'imagenet_class_id' metadata")
-        df["class_id"] = df["imagenet_class_id"]
-    bad = df[df["class_id"].isna()]
-    if len(bad):
-        raise zoo.ZooError(f"{bad['path'].iloc[0]}: no class id in its metadata")
-    df["class_id"] = df["class_id"].astype(int)
-    return df
+    df = _class_columns(lora.scan_lora_folder(path), path)
+    return _split_columns(df, path, require_split)
 
 
 # --------------------------------------------------------------------------- dataset summaries
@@ -435,31 +528,24 @@ def _paired_gain(table: pd.DataFrame, metric: str, treated: str, control: str) -
 
 
 def judge_dataset(cfg: ModelJConfig, jungle: Jungle, judged: pd.DataFrame | None) -> list:
-    """Claims record of notebook 02: are the classifiers real, do the LoRAs carry their class?"""
-    from .claims import Claim, verdict
+    """Claims record of notebook 02 (are the classifiers real, do the LoRAs carry their class?),
+    judged by :mod:`verdicts`."""
+    from . import verdicts
 
     out = []
     disc = jungle.manifests.get("discriminative")
     if disc is not None and len(disc):
         acc = accuracy_table(disc)
         ratio = acc["mean"] / acc["chance"]
-        out.append(Claim(
-            "MJ-acc", "every fine-tuned discriminative model is a real classifier (Figs. 17-21)",
-            "models converge; accuracy distributions per tree",
+        out.append(verdicts.judge(
+            "MJ-acc", {"ratio_to_chance": ratio.tolist()},
             "; ".join(f"{r.tree} {r.mean:.3f}±{r.std:.3f} (chance {r.chance:.3f})" for r in acc.itertuples()),
-            "reproduced if every tree's mean test accuracy is at least 5x chance; partly if at least 2x",
-            verdict(bool((ratio >= 5).all()), bool((ratio >= 2).all())), "fig17_21_accuracy_histograms.png",
-            {"per_tree": acc.to_dict("records")}))
+            "fig17_21_accuracy_histograms.png", {"per_tree": acc.to_dict("records")}))
     if judged is not None and len(judged):
         gains = {m: _paired_gain(judged, m, "lora", "base") for m in ("class acc", "colour acc", "shape acc")}
-        sig = {m: g > 2 * se for m, (g, se) in gains.items()}
-        out.append(Claim(
-            "MJ-lora", "LoRA samples resemble their class (identifier prompt; judged by the supervised ViT root)",
-            "personalised models generate their class",
+        out.append(verdicts.judge(
+            "MJ-lora", {"gains": {m: list(g) for m, g in gains.items()}},
             "; ".join(f"{m} +{g:.3f}±{se:.3f} over the base model" for m, (g, se) in gains.items()),
-            "reproduced if the LoRAs beat the base model with the same prompt by over 2 SE in class accuracy; "
-            "partly if only in colour or shape accuracy",
-            verdict(sig["class acc"], sig["colour acc"] or sig["shape acc"]), "modelj_personalisation.png",
-            {"gains": {m: {"mean": g, "se": se} for m, (g, se) in gains.items()},
-             "means": judged.groupby("condition")[["class acc", "colour acc", "shape acc"]].mean().to_dict()}))
+            "modelj_personalisation.png",
+            {"means": judged.groupby("condition")[["class acc", "colour acc", "shape acc"]].mean().to_dict()}))
     return out

@@ -127,7 +127,9 @@ def test_public_modelj_generative_layout_is_read(tmp_path):
         zoo.save_model(tmp_path / "sd200" / f"model_{i}" / "pytorch_lora_weights.safetensors",
                        {"unet.mid.to_q.lora.down.weight": torch.randn(4, 8), "unet.mid.to_q.lora.up.weight": torch.randn(8, 4)},
                        {"imagenet_class_id": str(cls)})
-    df = modelj.open_generative(tmp_path / "sd200")
+    with pytest.raises(zoo.ZooError, match="no split folders"):
+        modelj.open_generative(tmp_path / "sd200")
+    df = modelj.open_generative(tmp_path / "sd200", require_split=False)  # integer ids, splits assigned later
     assert df["class_id"].tolist() == [7, 7, 42] and df["model_id"].tolist() == ["model_0", "model_1", "model_2"]
     zoo.save_model(tmp_path / "bad" / "x" / "pytorch_lora_weights.safetensors",
                    {"a.lora.down.weight": torch.randn(4, 8), "a.lora.up.weight": torch.randn(8, 4)}, {"note": "none"})
