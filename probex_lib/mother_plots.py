@@ -46,20 +46,25 @@ def kurtosis_traces(pre: pd.DataFrame, ft: pd.DataFrame) -> plt.Figure:
 
 
 def table1_bars(t1: pd.DataFrame) -> plt.Figure:
-    """Table 1 as bars: graph accuracy per subset and score-layer choice; the paper's value as a
-    black tick."""
-    t = t1.assign(label=np.where(t1["distance"].str.startswith("Eq. 1") & (t1["subset"] == "LoRA-V"),
-                                 "LoRA-V (Eq. 1)", t1["subset"]))
-    fig, ax = plt.subplots(figsize=(6.4, 2.9))
-    plotting.grouped_bars(t, "label", "score layers", "graph", ax=ax, ylabel="graph accuracy",
-                          title="recovery accuracy per subset (black: paper)")
+    """Table 1 as bars: graph accuracy per subset (and distance variant) and score-layer choice;
+    the paper's value as a black tick, the no-direction baseline (same distances, random root) as
+    a grey dashed tick."""
+    label = np.where(t1["distance"].str.startswith("official"), t1["subset"] + " (official)",
+                     np.where(t1["distance"].str.startswith("Eq. 1") & t1["subset"].str.startswith("LoRA"),
+                              t1["subset"] + " (Eq. 1)", t1["subset"]))
+    t = t1.assign(label=label)
+    fig, ax = plt.subplots(figsize=(7.6, 3.2))
+    plotting.grouped_bars(t, "label", "score layers", "graph", ax=ax, ylabel="graph accuracy", title="")
     labels = list(dict.fromkeys(t["label"]))
     for i, lab in enumerate(labels):
         if lab in PAPER_TABLE1:
             ax.plot([i - 0.4, i + 0.4], [PAPER_TABLE1[lab]] * 2, color="k", lw=2)
+        base = float(t.loc[t["label"] == lab, "baseline"].mean())
+        ax.plot([i - 0.4, i + 0.4], [base] * 2, color="0.45", lw=1.5, ls="--")
     ax.set_ylim(0, 1.08)
-    ax.set_title("recovery accuracy per subset (black: paper)", loc="left")
-    ax.legend(title="kurtosis layers", ncol=3, fontsize=7, title_fontsize=7, loc="lower right", bbox_to_anchor=(1.0, 1.0),
+    ax.tick_params(axis="x", rotation=20)
+    ax.set_title("recovery accuracy per subset (black: paper; dashed grey: no-direction baseline)", loc="left", fontsize=8)
+    ax.legend(title="kurtosis layers", ncol=1, fontsize=7, title_fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0),
               frameon=False)
     fig.tight_layout()
     return fig
@@ -89,15 +94,21 @@ def direction_scores(ec: pd.DataFrame, layers: list[str], title: str) -> plt.Fig
     return fig
 
 
-def accuracy_lines(df: pd.DataFrame, x: str, title: str, xlabel: str, logx: bool = False, ys=("graph",)) -> plt.Figure:
-    """One accuracy curve per column of ``ys`` against ``x`` (c sensitivity, pruning)."""
+def accuracy_lines(df: pd.DataFrame, x: str, title: str, xlabel: str, logx: bool = False, ys=("graph",),
+                   paper: dict | None = None) -> plt.Figure:
+    """One accuracy curve per column of ``ys`` against ``x`` (c sensitivity, pruning); a column
+    "baseline" (the no-direction baseline) is drawn grey and dashed, the paper's values
+    (``paper``: x -> accuracy) as black crosses."""
     fig, ax = plt.subplots(figsize=(3.8, 2.9))
     for i, y in enumerate(ys):
-        ax.plot(df[x], df[y], marker="o", ms=4, color=PALETTE[i], label=y)
+        style = dict(color="0.45", ls="--", label="no-direction baseline") if y == "baseline" else dict(color=PALETTE[i], label=y)
+        ax.plot(df[x], df[y], marker="o", ms=4, **style)
+    if paper:
+        ax.plot(list(paper), list(paper.values()), "kx", ms=7, mew=2, label="paper")
     if logx:
         ax.set_xscale("symlog", linthresh=0.1)
     ax.set(xlabel=xlabel, ylabel="accuracy", title=title, ylim=(0, 1.05))
-    ax.legend()
+    ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
 
@@ -107,7 +118,7 @@ def runtime_lines(rt: pd.DataFrame) -> plt.Figure:
     fig, ax = plt.subplots(figsize=(3.8, 2.9))
     for i, col in enumerate(["distances s", "clustering s", "kurtosis s", "MDST s"]):
         ax.plot(rt["models"], rt[col].clip(lower=1e-4), marker="o", ms=4, color=PALETTE[i], label=col[:-2])
-    ax.set(xscale="log", yscale="log", xlabel="models (one 256x256 layer)", ylabel="seconds", title="run time (2 CPU cores)")
+    ax.set(xscale="log", yscale="log", xlabel=f"models (one {int(rt['d'].iloc[0])}x{int(rt['d'].iloc[0])} layer)", ylabel="seconds", title="run time (2 CPU cores)")
     ax.legend()
     fig.tight_layout()
     return fig

@@ -325,7 +325,7 @@ def plan(cfg: MotherConfig, folder: Path) -> dict[int, list[zoo.ModelSpec]]:
 
 def settings(cfg: MotherConfig) -> dict[str, Any]:
     return {k: v for k, v in asdict(cfg).items() if k not in ("c", "c_grid", "prune_amounts", "quant_repeats",
-                                                               "size_grid", "timing_sizes")}
+                                                               "size_grid", "timing_sizes", "timing_dim")}
 
 
 def folder_for(cfg: MotherConfig, profile: str, root: str | Path | None = None) -> Path:

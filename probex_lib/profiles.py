@@ -228,6 +228,7 @@ class MotherConfig:
     quant_repeats: int = 10
     size_grid: tuple[int, ...] = (10, 21, 42, 63, 84, 105)  # Fig. 6
     timing_sizes: tuple[int, ...] = (100, 300, 1000)  # Table 7: simulated models
+    timing_dim: int = 768  # Table 7: each simulated model is one timing_dim x timing_dim layer (the paper: 768)
     seed: int = 0
 
 
@@ -285,7 +286,7 @@ _SECTIONS: dict[str, dict[str, Any]] = {
             merge_children=2, root_steps=20,
             root_batch_size=32, classes_per_task=4, ft_epochs=(1,), ft_images_per_class=(6,), ft_batch_sizes=(16,),
             lora_ranks=(1, 2), lora_rank_fixed=2, trace_every=5, c_grid=(0.0, 0.3), prune_amounts=(0.0, 0.5),
-            quant_repeats=2, size_grid=(4, 6), timing_sizes=(20, 40),
+            quant_repeats=2, size_grid=(4, 6), timing_sizes=(20, 40), timing_dim=32,
         ),
         "default": MotherConfig(),
         "paper": MotherConfig(

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 import torch
 
-from probex_lib import mother, mother_exp, mother_zoo, profiles, zoo
+from probex_lib import mother, mother_data, mother_exp, mother_zoo, profiles, zoo
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +56,7 @@ def test_lora_child_is_parent_plus_its_rank(smoke):
         assert torch.allclose(child[f"{module}.weight"].double(), expect, atol=1e-6)
     fc2 = next(k for k in child if k.endswith("mlp.fc2.weight"))
     assert torch.equal(child[fc2], parent[fc2])  # LoRA leaves the other layers alone
-    w = mother_exp.load(man[man["model_id"].isin([row["model_id"], row["parent"]])])
+    w = mother_data.load(man[man["model_id"].isin([row["model_id"], row["parent"]])])
     assert mother_exp.distance(w, "lora")[0, 1] == int(row["rank"])
 
 
@@ -75,6 +75,9 @@ def test_experiments_run_and_score_in_range(smoke):
     t1 = mother_exp.table1(man, cfg.subsets)
     assert set(t1["subset"]) == set(cfg.subsets) and t1["graph"].between(0, 1).all()
     assert (t1["clusters"] == cfg.n_roots).all()
+    assert t1[["baseline", "shape baseline"]].stack().between(0, 1).all() and (t1["n placed"] <= t1["edges"]).all()
+    assert {"Eq. 1 (l2)", "official FT (max q/k/v/o)"} <= set(t1["distance"])
+    assert set(t1["score layers"]) >= {"o", "attention", "fc1", "fc2"}
     ch = mother_exp.chain(man)
     assert len(ch) == 2 and ch["models"].iloc[0] == cfg.chain_stages + 1
     merged = mother_exp.merged_parents(man)
@@ -103,7 +106,7 @@ def test_bad_input_is_named(tmp_path, smoke):
     with pytest.raises(zoo.ZooError, match="not a MoTHer dataset"):
         mother_zoo.open_dataset(tmp_path)
     with pytest.raises(KeyError, match="subsets here"):
-        mother_exp.members(man, "LoRA-X")
+        mother_data.members(man, "LoRA-X")
     with pytest.raises(profiles.ProfileError, match="unknown MoTHer subset"):
         mother_zoo.plan(profiles.get_config("mother", "smoke", {"subsets": ("FT", "Bogus")}), tmp_path)
 
@@ -148,7 +151,7 @@ def test_recovery_does_not_depend_on_the_order_of_models():
     # equally good root, so an order-blind recovery must not always pick node 0 (listed first)
     parent = np.arange(-1, 8)
     hops = mother_exp.hop_distance(parent).astype(float)
-    w = mother_exp.Weights([f"m{i}" for i in range(9)], {}, parent, np.zeros(9, int), np.zeros(9, int))
+    w = mother_data.Weights([f"m{i}" for i in range(9)], {}, parent, np.zeros(9, int), np.zeros(9, int))
     res = mother_exp.run(w, hops, np.zeros(9), 1)
     assert res["undirected"] == 1.0
     assert res["graph"] < 1.0  # the true root is not handed over by its position
