@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench_aligned.py [--models 200] [--n-search 1000]
 
 1. ProbeX encodes a LoRA layer as X = B·A (the paper). ``ProbeX.encode_factored`` computes the
-   same codes from the factors, (uᵀB)(AV), without forming X. Timed: forward + backward over
+   same codes from the factors, (VᵀB)(Au), without forming X. Timed: forward + backward over
    ``--models`` LoRAs for our layer (32 x 384, rank 4) and a Stable-Diffusion-sized one
    (320 x 768, rank 16), with the full path (forming B·A included) as the reference.
 2. Search: ``--n-search`` LoRA files are embedded once with an aligned checkpoint (cached),

@@ -30,7 +30,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import baselines, lora, zoo
-from .probex import ProbeX, n_parameters
+from .probex import ORIENTATION, ProbeX, n_parameters
 
 
 # --------------------------------------------------------------------------- data
@@ -130,14 +130,33 @@ def build(kind: str, xs: Sequence[torch.Tensor], d_text: int, r_u: int = 32, r_v
 
 # --------------------------------------------------------------------------- checkpoints (safetensors, no pickle)
 
+# 2: ProbeX in the official orientation (probes over the layer's input dimension, ``probex.ORIENTATION``);
+# files without a version were written with the transposed ProbeX and are refused.
+FORMAT_VERSION = 2
+
 
 def save_aligned(path: str | Path, model: Aligned, layers: Sequence[str], meta: dict | None = None) -> Path:
     """Write the model's weights and its architecture (``model.spec``), the LoRA ``layers`` it
-    reads and ``meta`` (text encoder, class names, ...) to one safetensors file, atomically."""
+    reads, the format version and ProbeX orientation, and ``meta`` (text encoder, class names,
+    ...) to one safetensors file, atomically."""
     if len(layers) != len(model.encoders):
         raise ValueError(f"model reads {len(model.encoders)} layers, got names of {len(layers)}")
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    return zoo.save_model(path, state, {"aligned_spec": model.spec, "layers": list(layers), **(meta or {})})
+    return zoo.save_model(path, state, {**(meta or {}), "aligned_spec": model.spec, "layers": list(layers),
+                                        "format_version": FORMAT_VERSION, "probex_orientation": ORIENTATION})
+
+
+def check_format(path: str | Path, meta: dict) -> None:
+    """Refuse a checkpoint of another format version or ProbeX orientation, naming the file."""
+    version, orientation = meta.get("format_version"), meta.get("probex_orientation")
+    if version == FORMAT_VERSION and orientation == ORIENTATION:
+        return
+    if version is None or (isinstance(version, int) and version < FORMAT_VERSION):
+        raise zoo.ZooError(f"{path}: aligned checkpoint written by an older probex-kit (format version {version}), whose "
+                           f"ProbeX applied its probes to the transposed layer (Xᵀu); this kit uses the official "
+                           f"orientation ({ORIENTATION}: X·u), so the weights do not fit: retrain it (notebook 04)")
+    raise zoo.ZooError(f"{path}: aligned checkpoint of format version {version!r} and ProbeX orientation "
+                       f"{orientation!r}; this kit reads version {FORMAT_VERSION} ({ORIENTATION}) only")
 
 
 @dataclass
@@ -148,10 +167,13 @@ class AlignedCheckpoint:
 
 
 def read_aligned(path: str | Path) -> AlignedCheckpoint:
-    """Rebuild a model written by :func:`save_aligned`; a file without its spec is an error."""
+    """Rebuild a model written by :func:`save_aligned`; a file without its spec, or of an older
+    format (the transposed ProbeX), is an error naming the file."""
     meta = zoo.read_metadata(path)
     if "aligned_spec" not in meta or "layers" not in meta:
         raise zoo.ZooError(f"{path}: not an aligned ProbeX checkpoint (no 'aligned_spec' / 'layers' metadata)")
+    check_format(path, meta)
+    meta.pop("format_version"), meta.pop("probex_orientation")
     spec = meta.pop("aligned_spec")
     dummies = [torch.zeros(2, *shape) for shape in spec["shapes"]]
     model = build(spec["kind"], dummies, spec["d_text"], spec["r_u"], spec["r_v"], spec["r_t"], spec["activation"],

@@ -1,12 +1,22 @@
 """ProbeX, the probing expert (ProbeX paper, Eq. 4 with the ReLU of Sec. 4.3).
 
-    y = T · Σ_l M_l · σ(Vᵀ Xᵀ u_l)
+    y = T · Σ_l M_l · σ(Vᵀ X u_l)
 
-X: one layer of one model as a matrix (d_W, d_H), output channels first (conv kernels
-(out, in, k, k) -> (out, in·k·k); vectors -> columns; LoRA -> B·A). Learned: probes
-U = [u_1..u_rU] (d_W, r_U), the shared projection V (d_H, r_V), the per-probe encoders M_l
-(r_V -> r_T each; one linear map over the concatenated probe codes, with a bias, is the same
-thing) and the head T (r_T -> d_Y). σ is ReLU, or the identity for the linear variant.
+X: one layer of one model as a matrix (d_W, d_H) = (out, in), as loaded. Orientation: the
+official one, the probes pass *through the layer*: each probe u_l lives in the layer's input
+dimension d_H, its response X·u_l in the output dimension d_W, and the shared projection V
+acts on the output dimension. Conv kernels (out, in, k, k) are read as (out, in·k·k): the
+probes go over in·k·k (each probe is an (in, k, k) input patch, X·u_l the kernel's response to
+it), V over the out channels. Vectors are
+columns; LoRA layers are X = B·A. Learned: probes U = [u_1..u_rU] (d_H, r_U), the shared
+projection V (d_W, r_V), the per-probe encoders M_l (r_V -> r_T each; one linear map over the
+concatenated probe codes, with a bias, is the same thing) and the head T (r_T -> d_Y). σ is
+ReLU, or the identity for the linear variant. Parameters (depth 1, with head), as in the
+official implementation: d_H·r_U + d_W·r_V + r_V·r_U·r_T + r_T + r_T·d_Y + d_Y.
+
+Earlier kit versions applied the same model to the transpose (Xᵀu: probes over d_W, V over
+d_H). Files holding ProbeX weights or embeddings record :data:`ORIENTATION`; files without it
+are refused (:func:`probex_lib.aligned.read_aligned`) or rebuilt (the search cache).
 """
 from __future__ import annotations
 
@@ -17,6 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
+
+ORIENTATION = "official-v2"  # recorded in files holding ProbeX weights or outputs (probes over d_H, V over d_W)
 
 
 class ProbeX(nn.Module):
@@ -29,8 +41,8 @@ class ProbeX(nn.Module):
         if activation not in ("relu", "linear"):
             raise ValueError(f"activation must be 'relu' or 'linear', got {activation!r}")
         self.shape = (d_w, d_h)
-        self.probes = nn.Parameter(torch.randn(d_w, r_u) / d_w**0.5)
-        self.proj = nn.Linear(d_h, r_v, bias=False)  # V
+        self.probes = nn.Parameter(torch.randn(d_h, r_u) / d_h**0.5)  # U: (d_H, r_U), in the layer's input space
+        self.proj = nn.Linear(d_w, r_v, bias=False)  # V (weight Vᵀ: (r_V, d_W)), on the output space
         act: nn.Module = nn.ReLU() if activation == "relu" else nn.Identity()
         self.act = act
         layers: list[nn.Module] = [nn.Linear(r_u * r_v, r_t)]  # the M_l, stacked
@@ -43,18 +55,19 @@ class ProbeX(nn.Module):
         """Model encodings e: (batch, r_T)."""
         if tuple(x.shape[1:]) != self.shape:
             raise ValueError(f"ProbeX built for layers of shape {self.shape}, got {tuple(x.shape[1:])}")
-        z = torch.einsum("bwh,wu->buh", x, self.probes)  # probe responses Xᵀu_l: (batch, r_U, d_H)
-        codes = self.act(self.proj(z))  # (batch, r_U, r_V)
+        z = torch.einsum("bwh,hu->buw", x, self.probes)  # probe responses X·u_l: (batch, r_U, d_W)
+        codes = self.act(self.proj(z))  # Vᵀ X u_l: (batch, r_U, r_V)
         return self.encoder(codes.flatten(1))
 
     def encode_factored(self, b: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
         """The same encodings for a LoRA layer X = B·A without forming X: b (batch, d_W, r),
-        a (batch, r, d_H). uᵀ(BA)V = (uᵀB)(AV): O(r·(d_W·r_U + d_H·r_V)) per model instead of
-        O(d_W·d_H·r_U + d_H·r_U·r_V) (no input normalisation here; see benchmarks/bench_aligned.py)."""
+        a (batch, r, d_H). Vᵀ(BA)u = (VᵀB)(Au): O(r·(d_H·r_U + d_W·r_V)) per model instead of
+        O(d_W·d_H·r_U + d_W·r_U·r_V) (no input normalisation here; see benchmarks/bench_aligned.py)."""
         if (b.shape[1], a.shape[2]) != self.shape or b.shape[2] != a.shape[1]:
             raise ValueError(f"ProbeX built for layers of shape {self.shape}, got B {tuple(b.shape[1:])} and A {tuple(a.shape[1:])}")
-        ub = torch.einsum("bwr,wu->bur", b, self.probes)  # (batch, r_U, r)
-        codes = self.act(ub @ self.proj(a))  # (batch, r_U, r) @ (batch, r, r_V) -> (batch, r_U, r_V)
+        au = torch.einsum("brh,hu->bur", a, self.probes)  # (A u_l)ᵀ: (batch, r_U, r)
+        vb = self.proj(b.transpose(1, 2))  # (Vᵀ B)ᵀ: (batch, r, r_V)
+        codes = self.act(au @ vb)  # (batch, r_U, r) @ (batch, r, r_V) -> (batch, r_U, r_V)
         return self.encoder(codes.flatten(1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

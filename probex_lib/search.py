@@ -5,7 +5,9 @@
 The folder's LoRAs (our zoo's ``models/*.safetensors`` or Model-J's
 ``pytorch_lora_weights.safetensors`` anywhere below) are embedded once and cached: one
 safetensors file per (folder, checkpoint) under ``data/cache/search/`` (or ``cache_dir``),
-valid while no adapter file was added, removed or changed (names, sizes, modification times).
+valid while no adapter file was added, removed or changed (names, sizes, modification times)
+and written in this kit's cache format (:data:`CACHE_FORMAT`; a cache of an older kit, whose
+ProbeX was transposed, is rebuilt with a message on stderr).
 The query is embedded with the checkpoint's own text encoder and models are ranked by
 cosine similarity. Checkpoints are written by notebook 04 (``aligned.save_aligned``).
 """
@@ -22,6 +24,9 @@ import pandas as pd
 import torch
 
 from . import aligned, lora, paths, text, zoo
+from .probex import ORIENTATION
+
+CACHE_FORMAT = 2  # 2: embeddings of the official-orientation ProbeX; older caches (no version) are rebuilt
 
 
 class SearchError(ValueError):
@@ -67,7 +72,7 @@ def embed_folder(folder: str | Path, checkpoint: str | Path, cache_dir: str | Pa
     cache = Path(cache_dir or paths.data_dir() / "cache" / "search") / f"{key}.safetensors"
     manifest = pd.DataFrame([{"path": str(p), "model_id": p.stem if p.parent.name == zoo.MODELS_SUBDIR
                               else p.parent.relative_to(folder).as_posix(), **zoo.read_metadata(p)} for p in files])
-    if zoo.is_complete(cache) and zoo.read_metadata(cache).get("files") == fp:
+    if zoo.is_complete(cache) and cache_is_valid(cache, fp):
         return manifest, zoo.load_tensors(cache)["embeddings"].numpy()
     _check_layers(ck, files[0])
     chunks = []
@@ -78,8 +83,23 @@ def embed_folder(folder: str | Path, checkpoint: str | Path, cache_dir: str | Pa
         with torch.no_grad():
             chunks.append(ck.model(aligned.lora_deltas([str(p) for p in part], ck.layers)))
     z = torch.cat(chunks)
-    zoo.save_model(cache, {"embeddings": z.contiguous()}, {"files": fp, "checkpoint": str(checkpoint.resolve())})
+    zoo.save_model(cache, {"embeddings": z.contiguous()}, {"files": fp, "checkpoint": str(checkpoint.resolve()),
+                                                           "format_version": CACHE_FORMAT, "probex_orientation": ORIENTATION})
     return manifest, z.numpy()
+
+
+def cache_is_valid(cache: Path, files: list[list]) -> bool:
+    """True if the (complete) cache file is of this kit's format and of the same ``files``
+    (fingerprint); a cache of an older format is reported on stderr (it will be rebuilt)."""
+    meta = zoo.read_metadata(cache)
+    version, orientation = meta.get("format_version"), meta.get("probex_orientation")
+    if version != CACHE_FORMAT or orientation != ORIENTATION:
+        older = version is None or (isinstance(version, int) and version < CACHE_FORMAT)
+        why = "written by an older probex-kit whose ProbeX was transposed (Xᵀu)" if older else "of another format"
+        print(f"{cache}: search cache of format version {version} (ProbeX orientation {orientation}), {why}; "
+              f"rebuilding it (version {CACHE_FORMAT}, {ORIENTATION})", file=sys.stderr)
+        return False
+    return meta.get("files") == files
 
 
 def embed_query(ck: aligned.AlignedCheckpoint, queries: list[str], encoder: str | None = None) -> np.ndarray:

@@ -105,3 +105,28 @@ def test_clip_text_path_with_a_tiny_random_clip(tmp_path):
     CLIPTextModelWithProjection(cfg).save_pretrained(tmp_path)
     e = text.embed("clip", ["red star", "blue circle"], clip_name=str(tmp_path))
     assert e.shape == (2, 8) and torch.allclose(e.norm(dim=1), torch.ones(2)) and not torch.allclose(e[0], e[1])
+
+
+def test_checkpoints_record_their_format_and_older_ones_are_refused(tmp_path):
+    torch.manual_seed(0)
+    x = torch.randn(4, 6, 5)
+    model = aligned.build("probex", [x], 3, r_u=3, r_v=2, r_t=4)
+    path = aligned.save_aligned(tmp_path / "ck.safetensors", model, ["blk.to_k"], {"text_encoder": "minilm"})
+    meta = zoo.read_metadata(path)
+    assert meta["format_version"] == aligned.FORMAT_VERSION == 2 and meta["probex_orientation"] == "official-v2"
+    ck = aligned.read_aligned(path)
+    torch.testing.assert_close(ck.model([x]), model([x]))
+    assert ck.meta == {"text_encoder": "minilm"}
+    # as an older kit wrote it: same tensors, no format version (its ProbeX was transposed)
+    state = zoo.load_tensors(path)
+    old = {k: v for k, v in meta.items() if k not in ("format_version", "probex_orientation")}
+    zoo.save_model(tmp_path / "old.safetensors", state, old)
+    with pytest.raises(zoo.ZooError, match=r"old\.safetensors: aligned checkpoint written by an older probex-kit "
+                                           r"\(format version None\).*transposed layer.*retrain it"):
+        aligned.read_aligned(tmp_path / "old.safetensors")
+    zoo.save_model(tmp_path / "v1.safetensors", state, {**old, "format_version": 1})
+    with pytest.raises(zoo.ZooError, match=r"v1\.safetensors: .*older probex-kit \(format version 1\)"):
+        aligned.read_aligned(tmp_path / "v1.safetensors")
+    zoo.save_model(tmp_path / "v9.safetensors", state, {**meta, "format_version": 9})
+    with pytest.raises(zoo.ZooError, match=r"v9\.safetensors: .*format version 9.*reads version 2"):
+        aligned.read_aligned(tmp_path / "v9.safetensors")

@@ -126,8 +126,10 @@ def test_train_probex_on_a_plain_folder_with_a_single_label_per_model(tmp_path):
         w = dirs[i % 3] + 0.3 * torch.randn(8, 6, generator=g)
         zoo.save_model(tmp_path / f"ckpt{i:02d}.safetensors", {"enc.weight": w, "enc.bias": w[:, 0].clone()},
                        {"species": label})
-    r = experts.train_probex(str(tmp_path), "enc.weight", key="species", epochs=40, r_u=8, r_v=8, r_t=8)
-    assert r["labels"] == ("cat", "dog", "fox") and r["test"] > 0.9 and r["n_train"] == 42
+    # 42 training models are one batch, so an epoch is one Adam step; over init seeds 0-7, 100 epochs gave
+    # 0.89-1.0 (the official orientation; predicting no label scores 0.67)
+    r = experts.train_probex(str(tmp_path), "enc.weight", key="species", epochs=100, r_u=8, r_v=8, r_t=8)
+    assert r["labels"] == ("cat", "dog", "fox") and r["test"] > 0.85 and r["n_train"] == 42
     with pytest.raises(zoo.ZooError, match=r"no layer 'enc\.weights'; close names: \['enc\.weight'"):
         experts.train_probex(str(tmp_path), "enc.weights", key="species")
     with pytest.raises(zoo.ZooError, match="no model has metadata 'colour'"):
