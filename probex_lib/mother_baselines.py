@@ -25,31 +25,56 @@ import numpy as np
 from . import mother
 
 
-def _expected_correct(adj: list[list[int]], nodes: list[int], parent_true: np.ndarray) -> float:
-    """Expected number of true edges directed right when a tree on ``nodes`` (undirected
-    adjacency ``adj``) is oriented away from a root drawn uniformly from ``nodes``."""
-    total = 0
-    for root in nodes:
+def _correct_per_root(adj: list[list[int]], nodes: list[int], parent_true: np.ndarray) -> np.ndarray:
+    """For each root in ``nodes``: the number of true edges directed right when the tree on
+    ``nodes`` (undirected adjacency ``adj``) is oriented away from that root. (len(nodes),) int."""
+    out = np.zeros(len(nodes), dtype=int)
+    for i, root in enumerate(nodes):
         seen, q = {root}, deque([root])
         while q:
             u = q.popleft()
             for v in adj[u]:
                 if v not in seen:
                     seen.add(v)
-                    total += int(parent_true[v] == u)  # oriented u -> v: right if u is v's true parent
+                    out[i] += int(parent_true[v] == u)  # oriented u -> v: right if u is v's true parent
                     q.append(v)
-    return total / len(nodes)
+    return out
+
+
+def _count_distribution(edges: list[tuple[int, int]], groups: list[list[int]], parent_true: np.ndarray) -> np.ndarray:
+    """P(total correct edges = k), k = 0..n, when each group's root is drawn uniformly (exact)."""
+    adj: list[list[int]] = [[] for _ in range(len(parent_true))]
+    for a, b in edges:
+        adj[a].append(b)
+        adj[b].append(a)
+    dist = np.ones(1)
+    for g in groups:
+        if len(g) > 1:
+            counts = _correct_per_root(adj, g, parent_true)
+            one = np.bincount(counts, minlength=counts.max() + 1) / len(counts)
+            dist = np.convolve(dist, one)
+    return dist
 
 
 def _expected_accuracy(edges: list[tuple[int, int]], groups: list[list[int]], parent_true: np.ndarray) -> float:
     n_true = int((parent_true >= 0).sum())
     if n_true == 0:
         return float("nan")
-    adj: list[list[int]] = [[] for _ in range(len(parent_true))]
-    for a, b in edges:
-        adj[a].append(b)
-        adj[b].append(a)
-    return float(sum(_expected_correct(adj, g, parent_true) for g in groups if len(g) > 1) / n_true)
+    d = _count_distribution(edges, groups, parent_true)
+    return float((np.arange(len(d)) * d).sum() / n_true)
+
+
+def _placement(dist: np.ndarray, labels: np.ndarray) -> tuple[list[tuple[int, int]], list[list[int]]]:
+    """The undirected edges the distances alone give (per cluster: the MDST with the prior off, i.e.
+    a minimum spanning tree) and the clusters' members."""
+    edges, groups = [], []
+    for lab in np.unique(labels):
+        idx = np.flatnonzero(labels == lab)
+        groups.append(idx.tolist())
+        if len(idx) > 1:
+            sub = mother.recover_tree(dist[np.ix_(idx, idx)], np.zeros(len(idx)), c=0.0)
+            edges += [(int(idx[c]), int(idx[p])) for c, p in enumerate(sub) if p >= 0]
+    return edges, groups
 
 
 def shape_baseline(parent_true: np.ndarray) -> float:
@@ -64,15 +89,19 @@ def no_direction_baseline(dist: np.ndarray, labels: np.ndarray, parent_true: np.
     """Expected accuracy of the placement the distances alone give (per cluster of ``labels``, the
     MDST of ``dist`` with the direction prior off, i.e. a minimum spanning tree) with each
     cluster's root drawn uniformly at random. dist: (n, n); labels, parent_true: (n,). Float."""
-    dist, labels, parent_true = np.asarray(dist, np.float64), np.asarray(labels), np.asarray(parent_true)
-    edges, groups = [], []
-    for lab in np.unique(labels):
-        idx = np.flatnonzero(labels == lab)
-        groups.append(idx.tolist())
-        if len(idx) > 1:
-            sub = mother.recover_tree(dist[np.ix_(idx, idx)], np.zeros(len(idx)), c=0.0)
-            edges += [(int(idx[c]), int(idx[p])) for c, p in enumerate(sub) if p >= 0]
-    return _expected_accuracy(edges, groups, parent_true)
+    edges, groups = _placement(np.asarray(dist, np.float64), np.asarray(labels))
+    return _expected_accuracy(edges, groups, np.asarray(parent_true))
+
+
+def random_root_pvalue(dist: np.ndarray, labels: np.ndarray, parent_true: np.ndarray, parent_pred: np.ndarray) -> float:
+    """Exact one-sided p-value of the recovery's number of correct (placed and directed) edges under
+    the no-direction null: the distances' own placement with each cluster's root drawn uniformly.
+    Small p: the recovery directs edges better than random roots would. Float."""
+    parent_true, parent_pred = np.asarray(parent_true), np.asarray(parent_pred)
+    edges, groups = _placement(np.asarray(dist, np.float64), np.asarray(labels))
+    d = _count_distribution(edges, groups, parent_true)
+    k = int(((parent_pred == parent_true) & (parent_true >= 0)).sum())
+    return float(d[k:].sum()) if k < len(d) else 0.0
 
 
 def direction_signal(parent_true: np.ndarray, parent_pred: np.ndarray, score: np.ndarray,

@@ -30,8 +30,8 @@ SHAPE_DEEP = shape_baseline(np.array([-1] + [(i - 1) // 3 for i in range(1, 121)
 
 
 def _fmt(r: pd.Series | dict) -> str:
-    return (f"{r['graph']:.2f} (no-direction baseline {r['baseline']:.2f}; direction signal {r['signal']:.2f} "
-            f"of {int(r['n placed'])} placed edges, null SE {verdicts.null_se(r['n placed']):.2f})")
+    return (f"{r['graph']:.2f} (no-direction baseline {r['baseline']:.2f}, p {r['p random root']:.2g} against random roots; "
+            f"direction signal {r['signal']:.2f} of {int(r['n placed'])} placed edges, null SE {verdicts.null_se(r['n placed']):.2f})")
 
 
 def _row(t: pd.DataFrame, **where) -> pd.Series:
@@ -41,6 +41,12 @@ def _row(t: pd.DataFrame, **where) -> pd.Series:
     if not m.any():
         raise KeyError(f"no row with {where} in the table (columns {list(t.columns)})")
     return t.loc[m].iloc[0]
+
+
+def _deep_root(deep: pd.DataFrame) -> str:
+    """The root id of the Deep tree (its one 'tree <id>' column)."""
+    cols = [c[5:] for c in deep.columns if c.startswith("tree ")]
+    return cols[0] if len(cols) == 1 else ""
 
 
 def _with_figures(claims: list[Claim]) -> list[Claim]:
@@ -61,7 +67,8 @@ def judge06(rho: float, n_pairs: int, net: dict, pre_rise: float, ft_fall: float
     main = {s: _row(t1, subset=s, score_layers=group, distance="Eq. 2 (rank)" if s.startswith("LoRA") else "Eq. 1 (l2)")
             for s in dict.fromkeys(t1["subset"])}
     subsets = {s: {"ours": float(r["graph"]), "paper": PAPER_T1[s], "paper_baseline": SHAPE_1_4_16,
-                   "baseline": float(r["baseline"]), "signal": float(r["signal"]), "n_placed": int(r["n placed"])}
+                   "baseline": float(r["baseline"]), "signal": float(r["signal"]), "n_placed": int(r["n placed"]),
+                   "p_random_root": float(r["p random root"])}
                for s, r in main.items() if s in PAPER_T1}
     official = t1[t1["distance"].str.startswith("official")]
     out.append(verdicts.judge(
@@ -78,15 +85,18 @@ def judge06(rho: float, n_pairs: int, net: dict, pre_rise: float, ft_fall: float
         f"edges placed (either direction): Eq. 1 {l2['undirected']:.2f} vs Eq. 2 {rank['undirected']:.2f} of {n_edges}; "
         f"directed accuracy {l2['graph']:.2f} vs {rank['graph']:.2f}"))
     d = _row(deep, score_layers=group)
+    ft = _row(t1, subset="FT", score_layers=group, distance="Eq. 1 (l2)")
+    root = f"tree {deep_root}" if (deep_root := _deep_root(deep)) else ""
+    shallow = float(ft[root]) if root in ft else float("nan")
     out.append(verdicts.judge(
-        "M-deep", {"ours": float(d["graph"]), "paper": 0.79, "paper_baseline": SHAPE_DEEP, "signal": float(d["signal"]),
-                   "n_placed": int(d["n placed"])},
-        f"{_fmt(d)}; {int(d['models'])} models, {int(d['levels'])} levels below the root; its shape baseline "
-        f"{d['shape baseline']:.3f}, the paper's 1-3-9-27-81 {SHAPE_DEEP:.3f}"))
+        "M-deep", {"ours": float(d["graph"]), "paper": 0.79, "shallow": shallow},
+        f"{_fmt(d)}; {int(d['models'])} models, {int(d['levels'])} levels below the root; the same root's FT tree "
+        f"{shallow:.2f}; shape baselines: ours {d['shape baseline']:.3f}, the paper's 1-3-9-27-81 {SHAPE_DEEP:.3f}"))
     r = resnet.iloc[0]
     out.append(verdicts.judge(
         "M-resnet", {"ours": float(r["graph"]), "paper": 1.0, "paper_baseline": SHAPE_1_4_16, "signal": float(r["signal"]),
-                     "n_placed": int(r["n placed"])}, f"{_fmt(r)} (kurtosis over every convolution)"))
+                     "n_placed": int(r["n placed"]), "p_random_root": float(r["p random root"])},
+        f"{_fmt(r)} (kurtosis over every convolution)"))
     flip = ch.set_index("prior")
     fl = flip.loc["generalisation (flipped)"]
     n_edges_chain = int(ch["models"].iloc[0]) - 1
@@ -111,8 +121,10 @@ def judge06(rho: float, n_pairs: int, net: dict, pre_rise: float, ft_fall: float
         "attention output projection)"))
     in_range = cs[(cs["c"] > 0) & (cs["c"] < 5)]
     spread = float(in_range["graph"].max() - in_range["graph"].min())
+    low = in_range.loc[in_range["graph"].idxmin()]
     out.append(verdicts.judge(
-        "M-impl", {"spread": spread},
+        "M-impl", {"spread": spread, "lowest": float(low["graph"]), "baseline": float(low["baseline"]),
+                   "n_edges": int(low["edges"])},
         ", ".join(f"c={r.c:g}: {r.graph:.2f}" for r in cs.itertuples()) + f" (spread in (0, 5): {spread:.2f}; "
         f"no-direction baseline {cs['baseline'].iloc[0]:.2f})"))
     ident = float(merged["identified"].mean()) if len(merged) else float("nan")
@@ -120,7 +132,8 @@ def judge06(rho: float, n_pairs: int, net: dict, pre_rise: float, ft_fall: float
     last = rt.iloc[-1]
     out.append(verdicts.judge(
         "M-T7", {"distances_10k_s": float(last["distances 10k s (n^2)"]), "clustering_10k_s": float(last["clustering 10k s (n^2)"]),
-                 "mdst_s": float(last["MDST s"]), "distances_s": float(last["distances s"]), "clustering_s": float(last["clustering s"])},
+                 "mdst_s": float(last["MDST s"]), "distances_s": float(last["distances s"]), "clustering_s": float(last["clustering s"]),
+                 "d": int(last["d"])},
         f"{int(last['models'])} models of one {int(last['d'])}x{int(last['d'])} layer: distances {last['distances s']:.1f} s, "
         f"clustering {last['clustering s']:.1f} s, kurtosis {last['kurtosis s']:.1f} s, MDST {last['MDST s']:.2f} s; "
         f"as n^2 at 10,000 models: distances {last['distances 10k s (n^2)'] / 60:.1f} min, clustering "
@@ -134,14 +147,13 @@ def judge07(pr: pd.DataFrame, qt: pd.DataFrame, lr_table: pd.DataFrame) -> list[
     at90 = pr[np.isclose(pr["pruned"], 0.9)]
     r90 = at90.iloc[0] if len(at90) else pd.Series({"graph": np.nan, "signal": np.nan, "n placed": 0})
     out = [verdicts.judge(
-        "M-T4", {"at0": float(base["graph"]), "at90": float(r90["graph"]), "paper_baseline": SHAPE_1_4_16,
-                 "signal90": float(r90["signal"]), "n_placed90": int(r90["n placed"])},
+        "M-T4", {"at0": float(base["graph"]), "at90": float(r90["graph"])},
         "; ".join(f"{r.pruned:.0%}: {r.graph:.2f} (baseline {r.baseline:.2f}, signal {r.signal:.2f})" for r in pr.itertuples()))]
     m = qt.groupby("quantisation")[["graph", "baseline", "signal"]].mean()
     sd = qt.groupby("quantisation")["graph"].std()
     drop = float(m.loc["none", "graph"] - m.drop(index="none")["graph"].min())
     out.append(verdicts.judge(
-        "M-T5", {"drop": drop},
+        "M-T5", {"drop": drop, "unquantised": float(m.loc["none", "graph"])},
         ", ".join(f"{k} {r['graph']:.3f} ± {0 if np.isnan(sd[k]) else sd[k]:.3f} (baseline {r['baseline']:.2f}, signal "
                   f"{r['signal']:.2f})" for k, r in m.iterrows())))
     mono = lr_table.set_index("lr")

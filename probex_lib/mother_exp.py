@@ -15,7 +15,7 @@ from scipy import stats
 from scipy.optimize import linear_sum_assignment
 
 from . import mother
-from .mother_baselines import direction_signal, no_direction_baseline, shape_baseline
+from .mother_baselines import direction_signal, no_direction_baseline, random_root_pvalue, shape_baseline
 from .mother_data import LORA_SUBSETS, Weights, load, members
 
 # --------------------------------------------------------------------------- distances and scores
@@ -100,6 +100,7 @@ def run(w: Weights, dist: np.ndarray, sc: np.ndarray, n_trees: int | None, c: fl
     signal, n_placed = direction_signal(w.parent, parent, sc, generalization)
     return {"graph": accuracy(w, parent), "undirected": undirected_accuracy(w, parent),
             "baseline": no_direction_baseline(dist, labels, w.parent), "shape baseline": shape_baseline(w.parent),
+            "p random root": random_root_pvalue(dist, labels, w.parent, parent),
             "signal": signal, "n placed": n_placed, "edges": int((w.parent >= 0).sum()), "clusters": int(len(np.unique(labels))), "parent": parent,
             **{f"tree {t}": accuracy(w, parent, w.tree == t) for t in trees}}
 
@@ -198,7 +199,7 @@ def chain(man: pd.DataFrame, group: str = SCORE_GROUP, c: float = 0.3) -> pd.Dat
         res = run(w, dist, sc, 1, c, generalization=gen)
         out.append({"prior": "generalisation (flipped)" if gen else "specialisation", "models": len(w.ids),
                     "graph": res["graph"], "undirected": res["undirected"], "baseline": res["baseline"],
-                    "signal": res["signal"], "n placed": res["n placed"],
+                    "signal": res["signal"], "n placed": res["n placed"], "p random root": res["p random root"],
                     "recovered": " ".join(f"{w.ids[p]}->{w.ids[i]}" for i, p in enumerate(res["parent"]) if p >= 0)})
     return pd.DataFrame(out).assign(kurtosis=" < ".join(w.ids[i] for i in np.argsort(sc)))
 
@@ -249,7 +250,7 @@ def edge_consistency(w: Weights, groups: Sequence[str], kinds: Sequence[str] = t
 def c_sensitivity(w: Weights, cs: Sequence[float], dist_kind: str = "ft", group: str = SCORE_GROUP) -> pd.DataFrame:
     """Graph accuracy, no-direction baseline and direction signal for each c of lambda = c mean(D)."""
     dist, sc = distance(w, dist_kind), score(w, group)
-    keep = ("graph", "baseline", "signal", "n placed")
+    keep = ("graph", "baseline", "signal", "n placed", "edges")
     return pd.DataFrame([{"c": c, **{k: v for k, v in run(w, dist, sc, len(set(w.tree)), c).items() if k in keep}} for c in cs])
 
 
@@ -312,7 +313,8 @@ def pruning(w: Weights, amounts: Sequence[float], group: str = SCORE_GROUP, c: f
     for a in amounts:
         wp = w.with_tensors({k: prune_l1(t, a) if a > 0 else t for k, t in w.tensors.items()})
         res = run(wp, distance(wp, "ft"), score(wp, group), len(set(w.tree)), c)
-        rows.append({"pruned": a, **{k: res[k] for k in ("graph", "undirected", "baseline", "shape baseline", "signal", "n placed")}})
+        rows.append({"pruned": a, **{k: res[k] for k in ("graph", "undirected", "baseline", "shape baseline", "signal", "n placed",
+                                                           "p random root")}})
     return pd.DataFrame(rows)
 
 

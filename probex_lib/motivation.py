@@ -279,7 +279,7 @@ def judge_claims(a: pd.DataFrame, b: pd.DataFrame, c: pd.DataFrame, d: pd.DataFr
     se_m, se_s = standard_error(moe, n_dec), standard_error(shared, n_dec)
     ahead = int((per["MoE"] > per["shared"]).sum())
     out.append(verdicts.judge(
-        "P-F3d", {"moe": moe, "shared": shared, "se_moe": se_m, "se_shared": se_s},
+        "P-F3d", {"moe": moe, "shared": shared, "se_moe": se_m, "se_shared": se_s, "ahead": ahead, "trees": len(per)},
         f"MoE {moe:.3f}, shared {shared:.3f} (mean over {len(per)} trees, SE of the gap {np.hypot(se_m, se_s):.3f}; "
         f"MoE ahead on {ahead}/{len(per)} trees)", "fig3d_moe_vs_shared.png"))
     return out

@@ -102,6 +102,10 @@ def binary_accuracy_logits(logits: torch.Tensor, y: torch.Tensor) -> float:
     return float(((logits > 0) == (y > 0.5)).float().mean())
 
 
+OPTIMIZER = torch.optim.Adam  # the paper's optimiser; P-impl reads it from here
+SELECTION = "best epoch on validation"  # what fit keeps (the layer is chosen on validation by experts.tree_experts)
+
+
 def fit(model: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor, x_val: torch.Tensor, y_val: torch.Tensor,
         epochs: int = 500, lr: float = 1e-3, weight_decay: float = 1e-5, batch_size: int = 64, seed: int = 0,
         loss_fn: Callable | None = None, metric: Callable | None = None, normalise: bool = True) -> FitResult:
@@ -118,7 +122,7 @@ def fit(model: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor, x_val: t
     metric = metric or binary_accuracy_logits
     if normalise:
         model = Normalised(model, x_train.mean(0), x_train.std() + 1e-12)
-    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    opt = OPTIMIZER(model.parameters(), lr=lr, weight_decay=weight_decay)
     best = (-np.inf, -1, None)
     history = []
     n = len(x_train)

@@ -40,6 +40,7 @@ def knn_occ(ls: LoraSet, model: aligned.Aligned, layer: str, ks: Sequence[int], 
     table = aligned.knn_occ_table(reps, labels, ks)
     table.insert(0, "variant", variant)
     table["knn_chance"] = 1 / len(np.unique(labels))
+    table["n"] = len(labels)
     return table
 
 
@@ -88,7 +89,8 @@ def precision_at_k(ls: LoraSet, model: aligned.Aligned, layer: str, k: int,
     hits = retrieve(z, queries, k)
     prec = [np.mean([cls[j] == cls[q] for j, _ in h]) for q, h in zip(queries, hits)]
     chance = [(np.sum(cls == cls[q]) - 1) / (len(cls) - 1) for q in queries]
-    return {"k": k, "precision": float(np.mean(prec)), "chance": float(np.mean(chance)), "n_queries": len(queries)}
+    se = float(np.std(prec, ddof=1) / np.sqrt(len(prec))) if len(prec) > 1 else float("nan")
+    return {"k": k, "precision": float(np.mean(prec)), "chance": float(np.mean(chance)), "n_queries": len(queries), "se": se}
 
 
 def training_images(row: pd.Series, n: int | None = None) -> np.ndarray:
@@ -109,17 +111,15 @@ def judge(t3: pd.DataFrame, prec: dict, figure: str = "") -> list:
     from . import verdicts
 
     mean = t3.groupby("representation")[["knn_acc", "occ_auc"]].mean()
-    per_k = t3.pivot_table(index="k", columns="representation", values=["knn_acc", "occ_auc"])
-    best_knn = bool((per_k["knn_acc"].idxmax(axis=1) == "ProbeX").all())
-    best_occ = bool((per_k["occ_auc"].idxmax(axis=1) == "ProbeX").all())
+    per = {m: {int(k): dict(zip(g["representation"], g[m].astype(float))) for k, g in t3.groupby("k")} for m in ("knn_acc", "occ_auc")}
     out = [verdicts.judge(
-        "P-T3", {"knn_best_every_k": best_knn, "occ_best_every_k": best_occ},
+        "P-T3", {"knn": per["knn_acc"], "occ": per["occ_auc"], "knn_chance": float(t3["knn_chance"].iloc[0]),
+                 "n": int(t3["n"].iloc[0]) if "n" in t3 else float("nan")},
         "mean over k " + "; ".join(f"{r}: kNN {m.knn_acc:.3f}, OCC AUC {m.occ_auc:.3f}" for r, m in mean.iterrows())
         + f" (kNN chance {t3['knn_chance'].iloc[0]:.3f}, k in {sorted(t3['k'].unique().tolist())})",
         figure, {"table3": t3.to_dict(orient="list")})]
-    n = prec["n_queries"] * prec["k"]
     out.append(verdicts.judge(
-        "P-F7", {"precision": prec["precision"], "chance": prec["chance"], "n": n},
-        f"precision@{prec['k']} {prec['precision']:.3f} over {prec['n_queries']} held-out queries (random "
-        f"{prec['chance']:.3f}, SE {verdicts.binomial_se(prec['chance'], n):.3f})", figure, {"precision": prec}))
+        "P-F7", {"precision": prec["precision"], "chance": prec["chance"], "n": prec["n_queries"], "se": prec.get("se", float("nan"))},
+        f"precision@{prec['k']} {prec['precision']:.3f}±{prec.get('se', float('nan')):.3f} over {prec['n_queries']} held-out "
+        f"queries (random {prec['chance']:.3f})", figure, {"precision": prec}))
     return out

@@ -91,15 +91,23 @@ def bonferroni_z(n_tests: int, alpha: float = 0.05) -> float:
     return float(norm.ppf(1 - alpha / (2 * max(n_tests, 1))))
 
 
+def _bad(x: Any) -> str:
+    """A description of the first non-finite number anywhere in x (nested dicts and lists), or ""."""
+    if isinstance(x, Mapping):
+        return next((f"[{k!r}]{b}" for k, v in x.items() if (b := _bad(v))), "")
+    if isinstance(x, (list, tuple)):
+        return next((f"[{i}]{b}" for i, v in enumerate(x) if (b := _bad(v))), "")
+    if isinstance(x, (int, float)) and not isinstance(x, bool) and not math.isfinite(x):
+        return f" = {x}"
+    return ""
+
+
 def _missing(needs: tuple[str, ...], numbers: Numbers) -> str:
     for k in needs:
         if k not in numbers:
             return f"number {k!r} missing"
-        v = numbers[k]
-        vals = v.values() if isinstance(v, Mapping) else v if isinstance(v, (list, tuple)) else [v]
-        for x in vals:
-            if isinstance(x, (int, float)) and not isinstance(x, bool) and not math.isfinite(x):
-                return f"number {k!r} is not finite ({x})"
+        if bad := _bad(numbers[k]):
+            return f"number {k!r}{bad} is not finite"
     return ""
 
 
@@ -173,11 +181,11 @@ def _p_f3c(n: Numbers) -> str:
 
 
 @rule("P-F3d", "one expert per tree (MoE) vs one shared metanetwork", "MoE better",
-      "mean over trees, SE = hypot of binomial SEs. reproduced: MoE above shared beyond 2 SE; partly: beyond "
-      "1 SE; else not reproduced", ("moe", "shared", "se_moe", "se_shared"))
+      "mean over trees, SE = hypot of binomial SEs. reproduced: MoE above shared beyond 2 SE and ahead on every "
+      "tree; partly: above beyond 2 SE; else not reproduced", ("moe", "shared", "se_moe", "se_shared", "ahead", "trees"))
 def _p_f3d(n: Numbers) -> str:
     z = z_of(n["moe"] - n["shared"], se_diff(n["se_moe"], n["se_shared"]))
-    return tier(z > 2, z > 1)
+    return tier(z > 2 and n["ahead"] == n["trees"], z > 2)
 
 
 # =========================================================================== ProbeX paper, Table 1, App. C, E
@@ -220,27 +228,33 @@ def _p_f9(n: Numbers) -> str:
 
 
 @rule("P-F13,15", "deeper ProbeX encoders", "deeper overfits, worse",
-      "SE = hypot of the test SEs. reproduced: depth 1 above the deepest beyond 2 SE; partly: beyond 1 SE; else "
-      "not reproduced", ("shallow", "deepest", "se"))
+      "test accuracy by encoder depth, SE = hypot of the test SEs. reproduced: depth 1 above the deepest beyond "
+      "2 SE and no deeper step rises beyond 2 SE; partly: depth 1 above the deepest beyond 2 SE; else not "
+      "reproduced", ("accuracy", "se"))
 def _p_f13(n: Numbers) -> str:
-    z = z_of(n["shallow"] - n["deepest"], se_diff(n["se"], n["se"]))
-    return tier(z > 2, z > 1)
+    acc, s = list(n["accuracy"]), se_diff(n["se"], n["se"])
+    if len(acc) < 2:
+        return "not reproduced"
+    down = z_of(acc[0] - acc[-1], s) > 2
+    no_rise = all(z_of(acc[i + 1] - acc[i], s) <= 2 for i in range(len(acc) - 1))
+    return tier(down and no_rise, down)
 
 
 @rule("P-F14", "dataset size: more models from the tree", "more models help",
       "SE = hypot of the test SEs. reproduced: the largest set above the smallest beyond 2 SE and no step "
-      "drops beyond 2 SE; partly: largest above smallest beyond 1 SE; else not reproduced", ("accuracy", "se"))
+      "drops beyond 2 SE; partly: largest above smallest beyond 2 SE; else not reproduced", ("accuracy", "se"))
 def _p_f14(n: Numbers) -> str:
     acc, s = list(n["accuracy"]), se_diff(n["se"], n["se"])
     if len(acc) < 2:
         return "not reproduced"
     z = z_of(acc[-1] - acc[0], s)
     no_drop = all(z_of(acc[i] - acc[i + 1], s) <= 2 for i in range(len(acc) - 1))
-    return tier(z > 2 and no_drop, z > 1)
+    return tier(z > 2 and no_drop, z > 2)
 
 
 PAPER_RECIPE = {"optimizer": "adam", "lr": 1e-3, "weight_decay": 1e-5, "split": [0.7, 0.1, 0.2],
-                "selection": "best layer and epoch on validation", "epochs": 500, "r_u": 128, "r_v": 128, "r_t": 128}
+                "selection": "best layer on validation, best epoch on validation", "epochs": 500, "r_u": 128, "r_v": 128,
+                "r_t": 128}
 
 
 @rule("P-impl", "training recipe", "70/10/20 split, 500 epochs, Adam lr 1e-3 wd 1e-5, ranks 128, best layer and epoch on val",
@@ -248,7 +262,8 @@ PAPER_RECIPE = {"optimizer": "adam", "lr": 1e-3, "weight_decay": 1e-5, "split": 
       "lr, weight decay, split and selection equal, epochs or ranks scaled; else not reproduced",
       ("optimizer", "lr", "weight_decay", "split", "selection", "epochs", "r_u", "r_v", "r_t"))
 def _p_impl(n: Numbers) -> str:
-    same = {k: (list(n[k]) == PAPER_RECIPE[k] if k == "split" else n[k] == PAPER_RECIPE[k]) for k in PAPER_RECIPE}
+    same = {k: (all(abs(a - b) <= 0.02 for a, b in zip(n[k], PAPER_RECIPE[k])) if k == "split" else n[k] == PAPER_RECIPE[k])
+            for k in PAPER_RECIPE}
     core = all(same[k] for k in ("optimizer", "lr", "weight_decay", "split", "selection"))
     return tier(all(same.values()), core)
 
@@ -267,28 +282,38 @@ def _p_t2(n: Numbers) -> str:
         return "not reproduced"
     above = all(z_of(v["indist"] - v["indist_chance"], v["indist_se"]) > 2
                 and z_of(v["zeroshot"] - v["zeroshot_chance"], v["zeroshot_se"]) > 2 for v in vs)
-    best = all(z_of(v["zeroshot"] - b["zeroshot"], se_diff(v["zeroshot_se"], b["zeroshot_se"])) > 2
-               for v in vs for b in v["baselines"])
+    best = all(bool(v["baselines"]) for v in vs) and all(
+        z_of(v["zeroshot"] - b["zeroshot"], se_diff(v["zeroshot_se"], b["zeroshot_se"])) > 2 for v in vs for b in v["baselines"])
     return tier(above and best, above)
 
 
 @rule("P-T3", "kNN and one-class classification on held-out classes: ProbeX vs raw weights vs StatNN",
       "ProbeX best for both",
-      "reproduced: ProbeX best at every k for both kNN accuracy and OCC AUC; partly: for one of the two; else "
-      "not reproduced", ("knn_best_every_k", "occ_best_every_k"))
+      "per k, ProbeX against every other representation, SE = hypot of the binomial SEs sqrt(p(1-p)/n) over the n "
+      "held-out models (for the AUC an approximation). ProbeX 'best' on a metric: above every other beyond 2 SE at "
+      "every k (ties fail), and for kNN above chance beyond 2 SE. reproduced: best on both kNN and OCC; partly: on "
+      "one; else not reproduced", ("knn", "occ", "knn_chance", "n"))
 def _p_t3(n: Numbers) -> str:
-    return tier(bool(n["knn_best_every_k"]) and bool(n["occ_best_every_k"]),
-                bool(n["knn_best_every_k"]) or bool(n["occ_best_every_k"]))
+    def best(per_k: Mapping, chance: float | None) -> bool:
+        se = lambda p: binomial_se(p, n["n"])  # noqa: E731
+        ok = []
+        for reps in per_k.values():
+            px = reps["ProbeX"]
+            ok.append(all(z_of(px - v, se_diff(se(px), se(v))) > 2 for r, v in reps.items() if r != "ProbeX")
+                      and (chance is None or z_of(px - chance, se(chance)) > 2))
+        return bool(ok) and all(ok)
+    k, o = best(n["knn"], n["knn_chance"]), best(n["occ"], None)
+    return tier(k and o, k or o)
 
 
 @rule("P-T4", "activation ablation: linear vs ReLU ProbeX", "linear 0.953 / 0.564, ReLU 0.973 / 0.898 (in-dist / zero-shot)",
       "zero-shot gap = ReLU - linear, SE = hypot of the two SEs. reproduced: gap beyond 2 SE and larger than the "
-      "in-distribution gap; partly: gap beyond 1 SE; else not reproduced",
+      "in-distribution gap; partly: gap beyond 2 SE; else not reproduced",
       ("relu_zs", "linear_zs", "relu_zs_se", "linear_zs_se", "relu_id", "linear_id"))
 def _p_t4(n: Numbers) -> str:
     gap = n["relu_zs"] - n["linear_zs"]
     z = z_of(gap, se_diff(n["relu_zs_se"], n["linear_zs_se"]))
-    return tier(z > 2 and gap > n["relu_id"] - n["linear_id"], z > 1)
+    return tier(z > 2 and gap > n["relu_id"] - n["linear_id"], z > 2)
 
 
 @rule("P-T5", "best layers ranked in-distribution vs zero-shot", "rankings differ (qualitative)",
@@ -319,11 +344,12 @@ def _p_t6(n: Numbers) -> str:
 
 @rule("P-F7", "retrieval: nearest models by cosine of the aligned representation",
       "qualitative: the nearest models share the query's class",
-      "binomial SE over query-neighbour pairs. reproduced: precision above random beyond 2 SE; partly: beyond "
-      "1 SE; else not reproduced", ("precision", "chance", "n"))
+      "SE of the mean per-query precision over the n queries (or the binomial SE at chance over the queries, if "
+      "larger). reproduced: precision above random beyond 2 SE and at least twice random; partly: above random "
+      "beyond 2 SE; else not reproduced", ("precision", "chance", "n", "se"))
 def _p_f7(n: Numbers) -> str:
-    z = z_of(n["precision"] - n["chance"], binomial_se(n["chance"], n["n"]))
-    return tier(z > 2, z > 1)
+    z = z_of(n["precision"] - n["chance"], max(n["se"], binomial_se(n["chance"], n["n"])))
+    return tier(z > 2 and n["precision"] >= 2 * n["chance"], z > 2)
 
 
 # =========================================================================== the kit's Model-J checks
@@ -350,47 +376,62 @@ def _mj_lora(n: Numbers) -> str:
 # =========================================================================== MoTHer paper
 
 
-def mother_ok(ours: float, paper: float, baseline: float, signal: float, n_edges: float, tol: float) -> bool:
+P_2SE = 0.025  # one-sided p of a 2-SE effect
+
+
+def mother_ok(ours: float, paper: float, baseline: float, signal: float, n_edges: float, tol: float,
+              p_random_root: float) -> bool:
     """Within ``tol`` of the paper's value, and, where the paper's value beats the no-direction
-    baseline of its tree shape, a direction signal beyond 2 null SEs (else a method with no
-    direction signal would pass)."""
+    baseline of its tree shape, direction beyond noise twice over: the kurtosis orders the placed
+    edges right beyond 2 null SEs, and the recovery beats random roots on the same placement (exact
+    one-sided p < 0.025). Else a method with no direction signal would pass."""
     needs_dir = paper > baseline
-    dir_ok = z_of(signal - 0.5, null_se(n_edges)) > 2
+    dir_ok = z_of(signal - 0.5, null_se(n_edges)) > 2 and p_random_root < P_2SE
     return abs(ours - paper) <= tol and (dir_ok or not needs_dir)
 
 
 @rule("M-T1", "graph accuracy per subset (5 trees x 21 models)", "FT 0.94, LoRA-V 1.0, LoRA-F 0.96, Mixed 0.83",
       "per subset: within 0.1 of the paper's graph accuracy and, where the paper's value beats the no-direction "
-      "baseline of the paper's tree shape (root at random, edges placed right: 0.914 for 1-4-16), a direction "
-      "signal beyond 2 null SE. reproduced: every subset; partly: at least half; else not reproduced",
+      "baseline of the paper's tree shape (root at random, edges placed right: 0.914 for 1-4-16), direction beyond "
+      "noise: the kurtosis orders the placed edges right beyond 2 null SE and the recovery beats random roots on the "
+      "same placement (exact one-sided p < 0.025). reproduced: every subset; partly: at least half; else not reproduced",
       ("subsets",))
 def _m_t1(n: Numbers) -> str:
-    ok = [mother_ok(s["ours"], s["paper"], s["paper_baseline"], s["signal"], s["n_placed"], 0.1)
+    ok = [mother_ok(s["ours"], s["paper"], s["paper_baseline"], s["signal"], s["n_placed"], 0.1, s["p_random_root"])
           for s in dict(n["subsets"]).values()]
     return tier(bool(ok) and all(ok), bool(ok) and sum(ok) >= len(ok) / 2)
 
 
-def _mother_single(n: Numbers) -> str:
-    return tier(mother_ok(n["ours"], n["paper"], n["paper_baseline"], n["signal"], n["n_placed"], 0.1),
-                mother_ok(n["ours"], n["paper"], n["paper_baseline"], n["signal"], n["n_placed"], 0.2))
+_SINGLE = ("ours", "paper", "paper_baseline", "signal", "n_placed", "p_random_root")
 
 
-_SINGLE = ("ours", "paper", "paper_baseline", "signal", "n_placed")
-_SINGLE_TEXT = ("reproduced: within 0.1 of the paper's accuracy and, where the paper's value beats the no-direction "
-                "baseline of its tree shape, a direction signal beyond 2 null SE; partly: the same within 0.2; "
-                "else not reproduced")
-rule("M-deep", "a deeper tree of the same root", "0.79 vs 0.85 for the 3-level tree", _SINGLE_TEXT, _SINGLE)(_mother_single)
-rule("M-resnet", "ResNet tree, 21 models", "1.0", _SINGLE_TEXT, _SINGLE)(_mother_single)
+@rule("M-resnet", "ResNet tree, 21 models", "1.0",
+      "reproduced: within 0.1 of the paper's accuracy with direction beyond noise (as M-T1: the paper's 1.0 beats the "
+      "0.914 baseline of its shape; note that on one 21-model tree even a perfect recovery has p = 1/21 > 0.025 under "
+      "random roots, so 'reproduced' needs more than one tree); partly: the same within 0.2; else not reproduced", _SINGLE)
+def _m_resnet(n: Numbers) -> str:
+    ok = lambda tol: mother_ok(n["ours"], n["paper"], n["paper_baseline"], n["signal"], n["n_placed"], tol,  # noqa: E731
+                               n["p_random_root"])
+    return tier(ok(0.1), ok(0.2))
+
+
+@rule("M-deep", "a deeper tree of the same root", "0.79 vs 0.85 for the 3-level tree",
+      "the paper: a minor drop from the same root's shallow tree. reproduced: within 0.1 of the paper's 0.79 and "
+      "at most 0.1 below the same root's shallow FT tree; partly: within 0.2 of 0.79; else not reproduced (the "
+      "paper's 0.79 is below the 0.971 no-direction baseline of its shape, so no direction condition)",
+      ("ours", "paper", "shallow"))
+def _m_deep(n: Numbers) -> str:
+    return tier(abs(n["ours"] - n["paper"]) <= 0.1 and n["shallow"] - n["ours"] <= 0.1, abs(n["ours"] - n["paper"]) <= 0.2)
 
 
 @rule("M-abl-lft", "LoRA-V with the Eq. 1 distance instead of the rank distance (a placement claim)", "0.78 (vs 1.0)",
       "judged on placement (undirected edge accuracy), binomial SEs over edges. reproduced: Eq. 1 places fewer "
-      "edges right than Eq. 2 beyond 2 SE; partly: beyond 1 SE; else not reproduced",
+      "edges right than Eq. 2 beyond 2 SE and by at least 0.1; partly: beyond 2 SE; else not reproduced",
       ("placed_l2", "placed_rank", "n_edges"))
 def _m_abl(n: Numbers) -> str:
     s = se_diff(binomial_se(n["placed_l2"], n["n_edges"]), binomial_se(n["placed_rank"], n["n_edges"]))
     z = z_of(n["placed_rank"] - n["placed_l2"], s)
-    return tier(z > 2, z > 1)
+    return tier(z > 2 and n["placed_rank"] - n["placed_l2"] >= 0.1, z > 2)
 
 
 @rule("M-F1", "weight distance vs edge distance on one tree", "Pearson rho = 0.99",
@@ -414,11 +455,11 @@ def _m_f2(n: Numbers) -> str:
 @rule("M-F7", "continued pre-training chain with the flipped (generalisation) prior",
       "all edges but one correct (Stable Diffusion 1.1-1.5)",
       "a chain's no-direction baseline is 0.5. reproduced: at most one edge wrong with the flipped prior and a "
-      "direction signal of at least 2 null SE; partly: a direction signal of at least 1 null SE; else not "
-      "reproduced (with 4 edges only 4 of 4 reaches 2 SE)", ("wrong", "signal", "n_placed"))
+      "direction signal of at least 2 null SE; partly: a direction signal of at least 2 null SE with more edges "
+      "wrong; else not reproduced (with 4 edges only 4 of 4 reaches 2 SE)", ("wrong", "signal", "n_placed"))
 def _m_f7(n: Numbers) -> str:
     z = z_of(n["signal"] - 0.5, null_se(n["n_placed"]))
-    return tier(n["wrong"] <= 1 and z >= 2, z >= 1)
+    return tier(n["wrong"] <= 1 and z >= 2, z >= 2)
 
 
 @rule("M-F6", "clustering into trees vs graph size", "high accuracy even with 10 models across 5 trees",
@@ -430,13 +471,15 @@ def _m_f6(n: Numbers) -> str:
 
 @rule("M-F8", "variance, skewness, kurtosis, entropy as direction scores", "only kurtosis consistently monotonic",
       "consistency of a score = max(share of edges where it falls parent -> child, share where it rises). "
-      "reproduced: kurtosis the most consistent score, >= 0.8 and beyond 2 null SE of 0.5; partly: kurtosis "
-      "beyond 2 null SE of 0.5; else not reproduced", ("consistency", "n_edges"))
+      "reproduced: kurtosis >= 0.8 and beyond 2 null SE of 0.5, and no other score beyond 2 null SE of 0.5 (only "
+      "kurtosis consistent); partly: kurtosis beyond 2 null SE of 0.5 and the most consistent; else not reproduced",
+      ("consistency", "n_edges"))
 def _m_f8(n: Numbers) -> str:
     c = dict(n["consistency"])
     k = c.get("kurtosis", 0.0)
-    beyond = z_of(k - 0.5, null_se(n["n_edges"])) > 2
-    return tier(beyond and k >= 0.8 and k >= max(c.values()), beyond)
+    beyond = lambda x: z_of(x - 0.5, null_se(n["n_edges"])) > 2  # noqa: E731
+    only = not any(beyond(v) for s, v in c.items() if s != "kurtosis")
+    return tier(beyond(k) and k >= 0.8 and only, beyond(k) and k >= max(c.values()))
 
 
 @rule("M-F13", "layer types as kurtosis layers", "dense layers most consistent",
@@ -451,10 +494,14 @@ def _m_f13(n: Numbers) -> str:
 
 
 @rule("M-impl", "sensitivity to c (lambda = c mean(D))", "results unchanged for c in (0, 5)",
-      "spread (max - min) of graph accuracy over the c values tried in (0, 5). reproduced: <= 0.05; partly: "
-      "<= 0.15; else not reproduced", ("spread",))
+      "spread (max - min) of graph accuracy over the c values tried in (0, 5), and the lowest of them against the "
+      "no-direction baseline (binomial SE over edges). reproduced: spread <= 0.05 and the lowest above the "
+      "baseline beyond 2 SE; partly: spread <= 0.15 and the lowest above the baseline beyond 2 SE; else not "
+      "reproduced (a prior that does nothing is 'unchanged' too, so it must also beat random roots)",
+      ("spread", "lowest", "baseline", "n_edges"))
 def _m_impl(n: Numbers) -> str:
-    return tier(n["spread"] <= 0.05, n["spread"] <= 0.15)
+    beats = z_of(n["lowest"] - n["baseline"], binomial_se(n["baseline"], n["n_edges"])) > 2
+    return tier(n["spread"] <= 0.05 and beats, n["spread"] <= 0.15 and beats)
 
 
 @rule("M-T6", "parents of merged models by cosine similarity to parent cluster centres", "parents identified perfectly",
@@ -470,33 +517,35 @@ PAPER_RUNTIME_S = {"distances": 5.01 * 60, "clustering": 4.43 * 60}  # 10,000 mo
 @rule("M-T7", "run time of distances, clustering and MDST",
       "10k models of one 768x768 layer: distances 5.01 min, clustering 4.43 min on CPU; MDST negligible",
       "our times at the measured size, extrapolated to 10,000 models as n^2 (distances, clustering) at the "
-      "paper's 768x768 layer. reproduced: both extrapolations within the paper's times and MDST below 10% of "
-      "distances + clustering; partly: both within 3x of the paper's; else not reproduced",
+      "paper's 768x768 layer. reproduced: measured at d = 768, both extrapolations within the paper's times and "
+      "MDST below 10% of distances + clustering; partly: both within 3x of the paper's; else not reproduced",
       ("distances_10k_s", "clustering_10k_s", "mdst_s", "distances_s", "clustering_s"))
 def _m_t7(n: Numbers) -> str:
     d, c = n["distances_10k_s"] / PAPER_RUNTIME_S["distances"], n["clustering_10k_s"] / PAPER_RUNTIME_S["clustering"]
     negligible = n["mdst_s"] < 0.1 * (n["distances_s"] + n["clustering_s"])
-    return tier(d <= 1 and c <= 1 and negligible, d <= 3 and c <= 3)
+    at_paper_size = n.get("d", 768) == 768
+    return tier(d <= 1 and c <= 1 and negligible and at_paper_size, d <= 3 and c <= 3)
 
 
 @rule("M-T4", "recovery after l1 unstructured pruning of every model", "0.89 at 0%, 0.85 at 90%, 0.80 at 95%, 0.68 at 99%",
-      "drop of graph accuracy from 0% to 90% pruning, binomial SEs over edges. reproduced: drop <= 0.1 and, "
-      "where the paper's 0.85 beats the no-direction baseline, a direction signal beyond 2 null SE at 90%; "
-      "partly: drop <= 0.2 with the same direction condition; else not reproduced",
-      ("at0", "at90", "paper_baseline", "signal90", "n_placed90"))
+      "graph accuracy at 0% and 90% pruning. reproduced: within 0.1 of the paper's 0.89 and 0.85 and a drop of "
+      "at most 0.1; partly: within 0.2 of both and a drop of at most 0.2; else not reproduced. The paper's values "
+      "are below the 0.914 no-direction baseline of its tree shape, so no direction condition (the report shows "
+      "our baseline and direction signal beside them)", ("at0", "at90"))
 def _m_t4(n: Numbers) -> str:
-    needs_dir = 0.85 > n["paper_baseline"]
-    dir_ok = z_of(n["signal90"] - 0.5, null_se(n["n_placed90"])) > 2 or not needs_dir
     drop = n["at0"] - n["at90"]
-    return tier(drop <= 0.1 and dir_ok, drop <= 0.2 and dir_ok)
+    near = lambda tol: abs(n["at0"] - 0.89) <= tol and abs(n["at90"] - 0.85) <= tol  # noqa: E731
+    return tier(near(0.1) and drop <= 0.1, near(0.2) and drop <= 0.2)
 
 
 @rule("M-T5", "half the models quantised (fp16, int8 per-tensor), 10 repeats", "fp16 0.883, int8 0.883 (vs 0.89)",
-      "largest drop of mean graph accuracy from unquantised. reproduced: <= 0.05; partly: <= 0.1; else not "
-      "reproduced (the paper's values are below the no-direction baseline of its tree shape, so no direction "
-      "condition)", ("drop",))
+      "largest drop of mean graph accuracy from unquantised, and the unquantised accuracy against the paper's "
+      "0.89. reproduced: drop <= 0.05 and unquantised within 0.1 of 0.89; partly: drop <= 0.1 and within 0.2; "
+      "else not reproduced (the paper's values are below the no-direction baseline of its tree shape, so no "
+      "direction condition)", ("drop", "unquantised"))
 def _m_t5(n: Numbers) -> str:
-    return tier(n["drop"] <= 0.05, n["drop"] <= 0.1)
+    near = lambda tol: abs(n["unquantised"] - 0.89) <= tol  # noqa: E731
+    return tier(n["drop"] <= 0.05 and near(0.1), n["drop"] <= 0.1 and near(0.2))
 
 
 @rule("M-F16", "kurtosis during fine-tuning at each learning rate", "monotonic for models that converge",

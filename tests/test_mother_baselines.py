@@ -45,3 +45,17 @@ def test_direction_signal():
     assert mb.direction_signal(parent, pred, falling) == (1.0, 4)
     share, n = mb.direction_signal(parent, parent, np.random.default_rng(0).standard_normal(21))
     assert n == 20 and 0.0 < share < 1.0
+
+
+def test_random_root_pvalue_is_exact():
+    hops = hop_distance(TREE_1_4_16).astype(float)
+    labels = np.zeros(21, int)
+    assert mb.random_root_pvalue(hops, labels, TREE_1_4_16, TREE_1_4_16) == pytest.approx(1 / 21)  # only the true root
+    wrong_root = TREE_1_4_16.copy()
+    wrong_root[[0, 1]] = [1, -1]  # rooted at child 1: 19 of 20 right, reached by 5 of 21 roots or better
+    assert mb.random_root_pvalue(hops, labels, TREE_1_4_16, wrong_root) == pytest.approx(5 / 21)
+    two = np.concatenate([TREE_1_4_16, np.where(TREE_1_4_16 >= 0, TREE_1_4_16 + 21, -1)])
+    d2 = np.full((42, 42), 100.0)
+    d2[:21, :21] = d2[21:, 21:] = hops
+    np.fill_diagonal(d2, 0)
+    assert mb.random_root_pvalue(d2, np.repeat([0, 1], 21), two, two) == pytest.approx(1 / 21**2)
