@@ -157,12 +157,16 @@ def _p_f3a(n: Numbers) -> str:
       "beyond 2 SE and no step drops beyond 2 SE; partly: largest beats smallest beyond 2 SE; else not reproduced",
       ("accuracy", "se"))
 def _p_f3b(n: Numbers) -> str:
-    acc, se = list(n["accuracy"]), list(n["se"])
-    if len(acc) < 2:
-        return "not reproduced"
-    up = z_of(acc[-1] - acc[0], se_diff(se[-1], se[0])) > 2
-    no_drop = all(z_of(acc[i] - acc[i + 1], se_diff(se[i], se[i + 1])) <= 2 for i in range(len(acc) - 1))
+    up, no_drop = _rises(list(n["accuracy"]), list(n["se"]))
     return tier(up and no_drop, up)
+
+
+def _rises(acc: list[float], se: list[float]) -> tuple[bool, bool]:
+    """(last above first beyond 2 SE, no step down beyond 2 SE) of a curve with an SE per point."""
+    if len(acc) < 2:
+        return False, False
+    up = z_of(acc[-1] - acc[0], se_diff(se[-1], se[0])) > 2
+    return up, all(z_of(acc[i] - acc[i + 1], se_diff(se[i], se[i + 1])) <= 2 for i in range(len(acc) - 1))
 
 
 @rule("P-F3c", "negative transfer: train on T1 + other trees, test on T1",
@@ -232,11 +236,7 @@ def _p_f9(n: Numbers) -> str:
       "2 SE and no deeper step rises beyond 2 SE; partly: depth 1 above the deepest beyond 2 SE; else not "
       "reproduced", ("accuracy", "se"))
 def _p_f13(n: Numbers) -> str:
-    acc, s = list(n["accuracy"]), se_diff(n["se"], n["se"])
-    if len(acc) < 2:
-        return "not reproduced"
-    down = z_of(acc[0] - acc[-1], s) > 2
-    no_rise = all(z_of(acc[i + 1] - acc[i], s) <= 2 for i in range(len(acc) - 1))
+    down, no_rise = _rises([-a for a in n["accuracy"]], [n["se"]] * len(n["accuracy"]))
     return tier(down and no_rise, down)
 
 
@@ -244,12 +244,8 @@ def _p_f13(n: Numbers) -> str:
       "SE = hypot of the test SEs. reproduced: the largest set above the smallest beyond 2 SE and no step "
       "drops beyond 2 SE; partly: largest above smallest beyond 2 SE; else not reproduced", ("accuracy", "se"))
 def _p_f14(n: Numbers) -> str:
-    acc, s = list(n["accuracy"]), se_diff(n["se"], n["se"])
-    if len(acc) < 2:
-        return "not reproduced"
-    z = z_of(acc[-1] - acc[0], s)
-    no_drop = all(z_of(acc[i] - acc[i + 1], s) <= 2 for i in range(len(acc) - 1))
-    return tier(z > 2 and no_drop, z > 2)
+    up, no_drop = _rises(list(n["accuracy"]), [n["se"]] * len(n["accuracy"]))
+    return tier(up and no_drop, up)
 
 
 PAPER_RECIPE = {"optimizer": "adam", "lr": 1e-3, "weight_decay": 1e-5, "split": [0.7, 0.1, 0.2],
