@@ -1,12 +1,19 @@
 """Run the numbered notebooks headless with papermill: the Python side of ``./run_all.sh``.
 
     python -m probex_lib.runner [--profile default] [--only 01,03] [--from 04] [--seed 0] [--force]
+                                [--quiet] [--heartbeat SECONDS]
 
 Each notebook runs with its ``parameters`` cell set to the chosen profile and seed; the
-executed copy (with outputs) is kept in ``figures/notebooks/``. A failing notebook stops the
-run with the notebook's name, the failing cell, the error and the path of the partially
-executed copy, and no report is written. After a successful run the reproduction report
-(``figures/REPORT.md`` / ``REPORT.html``, :mod:`probex_lib.report`) is rebuilt.
+executed copy (with outputs) is kept in ``figures/notebooks/``. While a notebook runs, the
+terminal shows its cell (n of m), the elapsed time and an estimate of what is left, and the
+kernel's own output (tqdm bars); see :mod:`probex_lib.progress` (``--quiet``: none of it).
+After each notebook that finishes while others are still to run, the reproduction report
+(``figures/REPORT.md`` / ``REPORT.html``, :mod:`probex_lib.report`) is rebuilt: the finished
+notebooks' claims judged, those still to run "not run". A failing notebook stops the run with
+the notebook's name, the failing cell, the error and the path of the partially executed copy;
+the report is not rewritten after a failure, so the failed run never reaches it. After a
+successful run the report is rebuilt once more. A SIGHUP (the terminal closed) only stops the
+printing: the run and its report are the same.
 
 A rerun skips a notebook when its **input key** is unchanged and its last run succeeded with
 its outputs in place. The key is a SHA-256 over the notebook file, the parameters papermill
@@ -22,6 +29,7 @@ import argparse
 import errno
 import hashlib
 import json
+import signal
 import sys
 import tempfile
 import time
@@ -31,7 +39,7 @@ from pathlib import Path
 import nbformat
 import pandas as pd
 
-from . import atomic, paths, profiles, report
+from . import atomic, paths, profiles, progress, report
 
 NOTEBOOKS_DIR = paths.REPO_ROOT / "notebooks"
 
@@ -74,8 +82,10 @@ def check_parameters_cell(path: Path) -> None:
         raise RunError(f"{path}: no code cell tagged 'parameters'; papermill cannot set the profile")
 
 
-def run_notebook(path: Path, parameters: dict, out_dir: Path, kernel: str = "python3") -> Result:
-    """Execute one notebook into ``out_dir/notebooks``; raises RunError naming the failing cell."""
+def run_notebook(path: Path, parameters: dict, out_dir: Path, kernel: str = "python3",
+                 live: progress.Progress | None = None) -> Result:
+    """Execute one notebook into ``out_dir/notebooks``; raises RunError naming the failing cell.
+    ``live``: its hooks follow the cells and forward the kernel's output (none if omitted)."""
     import papermill as pm
 
     check_parameters_cell(path)
@@ -84,7 +94,7 @@ def run_notebook(path: Path, parameters: dict, out_dir: Path, kernel: str = "pyt
     t0 = time.perf_counter()
     try:
         pm.execute_notebook(str(path), str(output), parameters=parameters, kernel_name=kernel,
-                            cwd=str(path.parent), progress_bar=False)
+                            cwd=str(path.parent), progress_bar=False, **(live.engine_kwargs() if live else {}))
     except pm.PapermillExecutionError as exc:
         raise RunError(
             f"notebook {path.name} failed in cell {exc.exec_count} ({exc.ename}: {exc.evalue}); "
@@ -192,6 +202,40 @@ def save_state(out_dir: Path, state: dict) -> None:
     atomic.write_json(out_dir / "run_state.json", state)
 
 
+def last_seconds(state: dict, nb: Path, profile: str) -> float | None:
+    """Seconds the last successful run of ``nb`` in ``profile`` took (run_state.json), else None."""
+    s = state.get(nb.stem, {})
+    return s["minutes"] * 60 if s.get("status") == "ok" and s.get("profile") == profile and "minutes" in s else None
+
+
+def plan_line(todo: list[Path], state: dict, profile: str) -> str:
+    """'3 notebooks to run: about 25 min by their last runs' (or what is unknown)."""
+    known = [t for t in (last_seconds(state, nb, profile) for nb in todo) if t is not None]
+    n = f"{len(todo)} notebook{'s' if len(todo) != 1 else ''} to run"
+    if not todo:
+        return f"{n}"
+    if len(known) == len(todo):
+        return f"{n}: about {progress.fmt_seconds(sum(known))} by their last runs in this profile"
+    if known:
+        return (f"{n}: at least {progress.fmt_seconds(sum(known))} by the last runs of {len(known)} of them; "
+                f"{len(todo) - len(known)} never finished in this profile (time unknown)")
+    return f"{n}; none has finished in this profile before, so the time is unknown"
+
+
+def shown_state(state: dict, args: argparse.Namespace, out_dir: Path, notebooks_dir: Path,
+                queued: tuple[str, ...] = ()) -> dict:
+    """The run state as the report shows it: each notebook with a state, marked stale if its inputs
+    changed since; those ``queued`` (still to run in this run) as not finished."""
+    shown = {}
+    for nb in discover(notebooks_dir):
+        if nb.stem in queued:
+            shown[nb.stem] = {"profile": args.profile, "record": record_name(nb), "minutes": 0.0,
+                              "status": "queued in this run"}
+        elif nb.stem in state:
+            shown[nb.stem] = {**state[nb.stem], "stale": state[nb.stem]["key"] != input_key(nb, params_for(nb, args, out_dir))}
+    return shown
+
+
 def main(argv: list[str] | None = None, notebooks_dir: Path = NOTEBOOKS_DIR) -> int:
     ap = argparse.ArgumentParser(prog="run_all.sh", description="Regenerate the figures and tables of both papers "
                                  "and the reproduction report (figures/REPORT.md).")
@@ -201,65 +245,98 @@ def main(argv: list[str] | None = None, notebooks_dir: Path = NOTEBOOKS_DIR) -> 
     ap.add_argument("--from", dest="start", default=None, help="start at this notebook")
     ap.add_argument("--force", action="store_true", help="rerun notebooks whose inputs are unchanged")
     ap.add_argument("--out", default="", help="figures folder (default figures/)")
+    ap.add_argument("--quiet", action="store_true", help="no live progress (cells, elapsed, heartbeat, kernel output)")
+    ap.add_argument("--heartbeat", type=float, default=None, metavar="SECONDS",
+                    help=f"seconds between progress lines (default $PROBEX_HEARTBEAT or {progress.DEFAULT_INTERVAL:g})")
     args = ap.parse_args(argv)
     if args.profile not in profiles.PROFILES:
         ap.error(f"unknown profile {args.profile!r}; valid profiles: {list(profiles.PROFILES)}")
+    try:
+        interval = args.heartbeat if args.heartbeat is not None else progress.interval_from_env()
+    except ValueError as exc:
+        ap.error(str(exc))
+    if interval <= 0:
+        ap.error("--heartbeat must be a positive number of seconds")
     out_dir = (Path(args.out) if args.out else paths.figures_dir()).resolve()
+    live = progress.Progress(interval=interval, quiet=args.quiet)
+    previous_hup = progress.survive_hangup(live)
+    try:
+        return _run(args, out_dir, notebooks_dir, live)
+    finally:
+        if previous_hup is not None:
+            signal.signal(signal.SIGHUP, previous_hup)
+
+
+def _run(args: argparse.Namespace, out_dir: Path, notebooks_dir: Path, live: progress.Progress) -> int:
     t_run = time.perf_counter()
+    reported = None  # the report written during this run, if any
     try:
         state = report.read_state(out_dir)
         chosen = select(discover(notebooks_dir), [s for s in args.only.split(",") if s] or None, args.start)
         check_writable(out_dir)
         for nb in chosen:
             check_parameters_cell(nb)
+        keys = {nb: input_key(nb, params_for(nb, args, out_dir)) for nb in chosen}
+        todo = [nb for nb in chosen if args.force or not up_to_date(nb, keys[nb], state, out_dir)]
         for nb in chosen:
+            if nb not in todo:
+                progress.say(f"[run_all] {nb.stem}: inputs unchanged since its last successful run, "
+                             "skipped (--force reruns it)")
+        if todo:
+            progress.say(f"[run_all] {plan_line(todo, state, args.profile)}")
+        for i, nb in enumerate(todo):
             params = params_for(nb, args, out_dir)
-            key = input_key(nb, params)
-            if not args.force and up_to_date(nb, key, state, out_dir):
-                print(f"[run_all] {nb.stem}: inputs unchanged since its last successful run, skipped (--force reruns it)",
-                      flush=True)
-                continue
-            print(f"[run_all] {nb.stem} (profile {args.profile}) ...", flush=True)
-            entry = {"key": key, "profile": args.profile, "seed": args.seed, "record": record_name(nb),
+            expected = last_seconds(state, nb, args.profile)
+            progress.say(f"[run_all] {nb.stem} (profile {args.profile}) ... {i + 1} of {len(todo)}; "
+                         + (f"its last run took {progress.fmt_seconds(expected)}" if expected is not None else "first run in this profile"))
+            entry = {"key": keys[nb], "profile": args.profile, "seed": args.seed, "record": record_name(nb),
                      "started": time.strftime("%Y-%m-%d %H:%M:%S")}
             t0 = time.perf_counter()
             try:
-                res = run_notebook(nb, params, out_dir)
+                with live.notebook(nb.stem, expected):
+                    res = run_notebook(nb, params, out_dir, live=live)
             except RunError:
                 state[nb.stem] = {**entry, "status": "failed", "minutes": round((time.perf_counter() - t0) / 60, 2)}
                 save_state(out_dir, state)
                 raise
             state[nb.stem] = {**entry, "status": "ok", "minutes": round(res.seconds / 60, 2)}
             save_state(out_dir, state)
-            print(f"[run_all] {nb.stem} done in {res.seconds / 60:.1f} min -> {res.output}", flush=True)
+            progress.say(f"[run_all] {nb.stem} done in {res.seconds / 60:.1f} min -> {res.output}")
+            queued = tuple(q.stem for q in todo[i + 1:])
+            if queued:  # the report so far: the last notebook's report is the final one below
+                reported, _, summary = report.build(out_dir, shown_state(state, args, out_dir, notebooks_dir, queued),
+                                                    args.profile, args.seed)
+                progress.say(f"[run_all] report so far ({i + 1} of {len(todo)} finished, {len(queued)} still to run): "
+                             f"{reported}; {summary}")
         times = pd.DataFrame([{"notebook": nb, "profile": s["profile"], "status": s["status"], "minutes": s["minutes"]}
                               for nb, s in sorted(state.items()) if s["profile"] == args.profile])
-        shown = {nb.stem: {**state[nb.stem], "stale": state[nb.stem]["key"] != input_key(nb, params_for(nb, args, out_dir))}
-                 for nb in discover(notebooks_dir) if nb.stem in state}
+        shown = shown_state(state, args, out_dir, notebooks_dir)
         stale_ids = report.out_of_sync()
         if stale_ids:
-            print(f"[run_all] WARNING: papers/claims.md differs from {report.SHARED_README} at {stale_ids}; "
-                  "copy the new list into papers/claims.md", file=sys.stderr)
+            progress.say(f"[run_all] WARNING: papers/claims.md differs from {report.SHARED_README} at {stale_ids}; "
+                         "copy the new list into papers/claims.md", err=True)
         md, page, summary = report.build(out_dir, shown, args.profile, args.seed)
         if args.profile == "default" and out_dir.resolve() == paths.figures_dir().resolve() and all(
                 s.get("status") == "ok" and not s.get("stale") for s in shown.values()):
             t, nb_times = report.collect(out_dir, shown, args.profile)
             snap = report.snapshot(t, nb_times, {**report.environment(args.profile, args.seed), "date": time.strftime("%Y-%m-%d")})
             report.update_readme(snap)
-            print(f"[run_all] README results block regenerated from {report.SNAPSHOT}")
+            progress.say(f"[run_all] README results block regenerated from {report.SNAPSHOT}")
         atomic.write_text(out_dir / "run_times.csv", times.to_csv(index=False))
     except (RunError, ValueError) as exc:
-        print(f"[run_all] ERROR: {exc}", file=sys.stderr)
-        print("[run_all] stopped; the previous report (if any) is unchanged", file=sys.stderr)
+        progress.say(f"[run_all] ERROR: {exc}", err=True)
+        progress.say("[run_all] stopped; " + (f"the report {reported} shows the notebooks that finished in this run and "
+                                              "those after them as 'not run'" if reported else
+                                              "the previous report (if any) is unchanged"), err=True)
         return 1
     except OSError as exc:
-        print(f"[run_all] ERROR: {_write_error(exc, out_dir)}; the previous report (if any) is unchanged", file=sys.stderr)
+        progress.say(f"[run_all] ERROR: {_write_error(exc, out_dir)}; the previous report (if any) is unchanged", err=True)
         return 1
-    print(times.to_string(index=False))
-    print(f"[run_all] notebooks total {times['minutes'].sum():.1f} min (this run {(time.perf_counter() - t_run) / 60:.1f} min "
-          "of wall time; skipped notebooks count with their last run)")
-    print(f"[run_all] report: {md} and {page}")
-    print(f"[run_all] {summary}")
+    progress.say(times.to_string(index=False))
+    progress.say(f"[run_all] notebooks total {times['minutes'].sum():.1f} min (this run {(time.perf_counter() - t_run) / 60:.1f} min "
+                 "of wall time; skipped notebooks count with their last run)")
+    progress.say(f"[run_all] report: {md} and {page}")
+    progress.say(f"[run_all] {summary}")
     return 0
 
 

@@ -11,3 +11,15 @@ def kit_dirs(tmp_path, monkeypatch):
     monkeypatch.setenv("PROBEX_DATA", str(data))
     monkeypatch.setenv("PROBEX_FIGURES", str(figures))
     return data, figures
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """Headless Chromium from the Debian packages (tests/browser.py), installed with apt-get when
+    absent. A failed install fails the test with apt's error; nothing is skipped."""
+    from browser import BrowserInstallError, Chromium
+
+    try:
+        return Chromium.ensure()
+    except BrowserInstallError as exc:
+        pytest.fail(str(exc), pytrace=False)
