@@ -108,13 +108,14 @@ def direction_signal(parent_true: np.ndarray, parent_pred: np.ndarray, score: np
                      generalization: bool = False) -> tuple[float, int]:
     """(share, n): of the true edges present in the recovered graph in either direction (n of
     them), the share whose ``score`` orders parent and child as the prior expects (falls from
-    parent to child for specialisation, rises for generalisation). 0.5 means no signal."""
+    parent to child for specialisation, rises for generalisation); a tie (a layer the child did not
+    change) counts one half. 0.5 means no signal."""
     parent_true, parent_pred, score = np.asarray(parent_true), np.asarray(parent_pred), np.asarray(score)
     placed = {frozenset((c, p)) for c, p in enumerate(parent_pred) if p >= 0}
     right = []
     for c, p in enumerate(parent_true):
         if p >= 0 and frozenset((c, int(p))) in placed:
-            right.append(score[c] > score[p] if generalization else score[p] > score[c])
+            right.append(0.5 if score[c] == score[p] else float(score[c] > score[p] if generalization else score[p] > score[c]))
     return (float(np.mean(right)) if right else float("nan")), len(right)
 
 

@@ -10,7 +10,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from . import verdicts
+from . import mother_exp, verdicts
 from .claims import Claim
 from .mother_baselines import shape_baseline
 
@@ -64,8 +64,9 @@ def judge06(rho: float, n_pairs: int, net: dict, pre_rise: float, ft_fall: float
         "M-F2", net,
         f"pre-training: {pre_rise:.2f} of recorded steps rise, net change up for {net['pre_up']:.2f} of {net['n_pre']} runs; "
         f"fine-tuning: {ft_fall:.2f} of steps fall, net change down for {net['ft_down']:.2f} of {net['n_ft']} models"))
-    main = {s: _row(t1, subset=s, score_layers=group, distance="Eq. 2 (rank)" if s.startswith("LoRA") else "Eq. 1 (l2)")
-            for s in dict.fromkeys(t1["subset"])}
+    lora_group = mother_exp.LORA_SCORE_GROUP if group == mother_exp.SCORE_GROUP else group
+    main = {s: _row(t1, subset=s, score_layers=lora_group if s.startswith("LoRA") else group,
+                    distance="Eq. 2 (rank)" if s.startswith("LoRA") else "Eq. 1 (l2)") for s in dict.fromkeys(t1["subset"])}
     subsets = {s: {"ours": float(r["graph"]), "paper": PAPER_T1[s], "paper_baseline": SHAPE_1_4_16,
                    "baseline": float(r["baseline"]), "signal": float(r["signal"]), "n_placed": int(r["n placed"]),
                    "p_random_root": float(r["p random root"])}
@@ -73,12 +74,12 @@ def judge06(rho: float, n_pairs: int, net: dict, pre_rise: float, ft_fall: float
     official = t1[t1["distance"].str.startswith("official")]
     out.append(verdicts.judge(
         "M-T1", {"subsets": subsets},
-        f"{group} kurtosis, paper's equations: " + "; ".join(f"{s} {_fmt(r)}" for s, r in main.items())
+        f"{group} kurtosis ({lora_group} for LoRA), paper's equations: " + "; ".join(f"{s} {_fmt(r)}" for s, r in main.items())
         + f". Paper's tree shape baseline {SHAPE_1_4_16:.3f}. Official-code distances: "
         + ", ".join(f"{r.subset} {r.graph:.2f}" for r in official.itertuples()),
         details={"table1": t1.to_dict(orient="list")}))
     lv = t1[t1["subset"] == "LoRA-V"]
-    rank, l2 = _row(lv, distance="Eq. 2 (rank)", score_layers=group), _row(lv, distance="Eq. 1 (l2)")
+    rank, l2 = _row(lv, distance="Eq. 2 (rank)", score_layers=lora_group), _row(lv, distance="Eq. 1 (l2)")
     n_edges = int(rank["edges"])
     out.append(verdicts.judge(
         "M-abl-lft", {"placed_l2": float(l2["undirected"]), "placed_rank": float(rank["undirected"]), "n_edges": n_edges},

@@ -23,6 +23,9 @@ from .mother_data import LORA_SUBSETS, Weights, load, members
 
 DISTANCES = ("ft", "lora", "ft-official", "lora-official")
 SCORE_GROUP = "o"  # the paper's "dense layers": HF ViT attention.output.dense (our o_proj), as the official calc_ku
+# LoRA leaves o_proj frozen (its kurtosis is the same for every model of a tree: no direction at all), so LoRA
+# subsets take the kurtosis over the square attention matrices, where the adapters (q, v) sit
+LORA_SCORE_GROUP = "attention"
 
 
 def distance(w: Weights, kind: str = "ft") -> np.ndarray:
@@ -155,7 +158,7 @@ def table1(man: pd.DataFrame, subsets: Sequence[str], groups: Sequence[str] = SC
     (known number of trees), the undirected accuracy, both baselines and the direction signal.
     LoRA subsets use the rank distance (Eq. 2), FT and Mixed the Eq. 1 distance (the paper's
     equations); the official code's distances follow with the first score group only, and so does
-    the row "LoRA-V, Eq. 1" (the paper's ablation)."""
+    the row "LoRA-V, Eq. 1" (the paper's ablation); for LoRA subsets that group is LORA_SCORE_GROUP."""
     rows = []
     for subset in subsets:
         w = load(members(man, subset))
@@ -163,7 +166,8 @@ def table1(man: pd.DataFrame, subsets: Sequence[str], groups: Sequence[str] = SC
         kinds = ["lora", "lora-official"] + (["ft"] if subset == "LoRA-V" else []) if lora else ["ft", "ft-official"]
         for kind in kinds:
             dist = distance(w, kind)
-            for g in groups if kind in ("ft", "lora") and not (lora and kind == "ft") else groups[:1]:
+            first = LORA_SCORE_GROUP if lora else groups[0]
+            for g in groups if kind in ("ft", "lora") and not (lora and kind == "ft") else [first]:
                 res = run(w, dist, score(w, g), len(set(w.tree)), c)
                 res.pop("parent")
                 rows.append({"subset": subset, "distance": DISTANCE_LABELS[kind], "score layers": g,

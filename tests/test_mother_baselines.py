@@ -45,6 +45,7 @@ def test_direction_signal():
     assert mb.direction_signal(parent, pred, falling) == (1.0, 4)
     share, n = mb.direction_signal(parent, parent, np.random.default_rng(0).standard_normal(21))
     assert n == 20 and 0.0 < share < 1.0
+    assert mb.direction_signal(parent, parent, np.ones(21)) == (0.5, 20)  # a layer nobody changed: no signal
 
 
 def test_random_root_pvalue_is_exact():
