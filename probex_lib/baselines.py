@@ -78,8 +78,12 @@ class TreeRouter:
 
 
 def fit_router(x: np.ndarray, n_trees: int | None = None) -> tuple[TreeRouter, np.ndarray]:
-    """Cluster models x: (n, d) into trees; returns the router and the training labels (n,)."""
-    labels = mother.cluster_models(mother.pairwise_l2(x), n_trees)
+    """Cluster models x: (n, d) into trees; returns the router and the training labels (n,).
+
+    Ward linkage on one layer's l2 distances (Euclidean, where Ward is valid). The ProbeX paper says
+    scipy's defaults (single linkage); single linkage chains across trees whose fine-tunes spread
+    widely (tests/test_experts.py has such a zoo), so the kit keeps Ward here and says so in the README."""
+    labels = mother.cluster_models(mother.pairwise_l2(x), n_trees, method="ward")
     centres = np.stack([x[labels == k].mean(0) for k in range(labels.max() + 1)])
     return TreeRouter(centres), labels
 
