@@ -252,7 +252,7 @@ def results_block(snap: dict) -> str:
     total = sum(snap["minutes"].values())
     lines = [BEGIN, "", f"**{snap['summary']}** (profile `{snap['profile']}`, seed {snap['seed']}, commit "
              f"`{snap['commit'][:7] or 'unknown'}`, {snap['date'] or 'date unknown'}; rules: `probex_lib/verdicts.py`).", "",
-             "| notebook | minutes in that run |", "|---|---|"]
+             "| notebook | minutes of its last run (zoos cached after a first build) |", "|---|---|"]
     lines += [f"| {nb} | {m:.1f} |" for nb, m in snap["minutes"].items()] + [f"| **total** | **{total:.1f}** |", ""]
     lines += ["| id | paper says | ours | verdict |", "|---|---|---|---|"]
     for c in snap["claims"]:

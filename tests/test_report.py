@@ -250,3 +250,45 @@ def test_claims_records_name_their_notebook():
         source = "\n".join(c.source for c in nbformat.read(nb, as_version=4).cells)
         assert f'write_claims("{runner.record_name(nb)}"' in source, f"{nb.name} does not write claims/{runner.record_name(nb)}.json"
     assert claims.VERDICTS == report.VERDICT_ORDER
+
+
+def test_not_judged_claims_show_their_reason_and_never_count_as_verdicts(tmp_path, monkeypatch):
+    readme = tmp_path / "README.md"
+    readme.write_text(README)
+    from probex_lib import verdicts
+
+    judged = verdicts.judge("M-F6", {"smallest": float("nan")}, "—")  # a number its rule needs is not finite
+    bogus = {"id": "P-2", "what": "w", "paper": "p", "ours": "o", "rule": "r", "verdict": "sort of", "figure": "",
+             "details": {}, "notebook": "01_a", "profile": "smoke"}
+    recs = pd.DataFrame([{**bogus, "id": "P-1", **{k: getattr(judged, k) for k in ("verdict", "details")}}, bogus])
+    t = report.table(recs, {"01_a": "01_a_nb"}, readme).set_index("id")
+    assert t.loc["P-1", "verdict"] == claims.NOT_JUDGED and "M-F6" in t.loc["P-1", "note"]
+    assert t.loc["P-2", "verdict"] == claims.NOT_JUDGED and "sort of" in t.loc["P-2", "note"]
+    assert t.loc["M-1", "verdict"] == claims.NOT_RUN
+    assert "1 not run, 2 not judged" in report.summary_line(t.reset_index())
+
+
+def test_readme_results_block_is_regenerated_from_a_snapshot(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# kit\n\nintro\n\n{report.BEGIN}\nold typed numbers\n{report.END}\n\n## after\n")
+    t = pd.DataFrame([{"id": "P-1", "paper": "A", "paper says": "up", "ours": "0.7", "verdict": "reproduced", "note": ""},
+                      {"id": "P-2", "paper": "A", "paper says": "down", "ours": "—", "verdict": "not run", "note": "why"}])
+    times = pd.DataFrame([{"notebook": "01_a", "profile": "default", "minutes": 2.04, "status": "ok"}])
+    snap = report.snapshot(t, times, {"profile": "default", "seed": 0, "git commit": "abc1234", "date": "2026-12-01"})
+    report.update_readme(snap, readme, tmp_path / "snap.json")
+    text = readme.read_text()
+    assert "old typed numbers" not in text and text.startswith("# kit") and text.endswith("## after\n")
+    assert report.readme_block(readme) == report.results_block(json.loads((tmp_path / "snap.json").read_text()))
+    assert "1 reproduced, 1 not run" in text and "| 01_a | 2.0 |" in text
+    readme.write_text("# no block\n")
+    with pytest.raises(ValueError, match="no results block"):
+        report.update_readme(snap, readme, tmp_path / "snap.json")
+
+
+def test_the_committed_readme_matches_its_committed_snapshot():
+    """The README's results block is exactly what the committed snapshot generates: no hand edits."""
+    snap = json.loads(report.SNAPSHOT.read_text())
+    assert report.readme_block() == report.results_block(snap)
+    listed = set(report.paper_claims()["id"])
+    assert listed <= {c["id"] for c in snap["claims"]}
+    assert all(c["verdict"] in claims.VERDICTS for c in snap["claims"])
