@@ -140,10 +140,22 @@ def load_populations(cfg: MotivationConfig, manifest: pd.DataFrame, layer: str |
 
 def _fit_eval(train_sets: list[tuple[np.ndarray, np.ndarray]], val: tuple[np.ndarray, np.ndarray],
               tests: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, float]:
+    return {name: acc for name, (acc, _) in _fit_eval_se(train_sets, val, tests).items()}
+
+
+def _fit_eval_se(train_sets: list[tuple[np.ndarray, np.ndarray]], val: tuple[np.ndarray, np.ndarray],
+                 tests: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, tuple[float, float]]:
+    """Per test set: (binary accuracy, its SE over test models). The labels of one model are not
+    independent decisions, so the SE is that of the per-model accuracies' mean."""
     x = np.concatenate([t[0] for t in train_sets])
     y = np.concatenate([t[1] for t in train_sets])
     net = fit_linear_metanet(x, y, *val)
-    return {name: binary_accuracy(net.predict(xt), yt) for name, (xt, yt) in tests.items()}
+    out = {}
+    for name, (xt, yt) in tests.items():
+        per_model = ((net.predict(xt) > 0.5) == (yt > 0.5)).reshape(len(yt), -1).mean(1)
+        se = float(per_model.std(ddof=1) / np.sqrt(len(per_model))) if len(per_model) > 1 else float("nan")
+        out[name] = (binary_accuracy(net.predict(xt), yt), se)
+    return out
 
 
 def _part(p: Population, which: str) -> tuple[np.ndarray, np.ndarray]:
@@ -159,8 +171,8 @@ def tree_vs_forest(pops: dict[str, Population], tree: str = "T1") -> pd.DataFram
     rows = []
     for name in (tree, FOREST):
         p = pops[name]
-        acc = _fit_eval([_part(p, "train")], _part(p, "val"), {"test": _part(p, "test")})["test"]
-        rows.append({"population": name, "n_train": len(p.train), "accuracy": acc, "n_decisions": p.y[p.test].size})
+        acc, se = _fit_eval_se([_part(p, "train")], _part(p, "val"), {"test": _part(p, "test")})["test"]
+        rows.append({"population": name, "n_train": len(p.train), "accuracy": acc, "se": se, "n_decisions": p.y[p.test].size})
     return pd.DataFrame(rows)
 
 
@@ -193,9 +205,9 @@ def negative_transfer(pops: dict[str, Population], trees: list[str]) -> pd.DataF
     rows = []
     for k in range(1, len(trees) + 1):
         train_sets = [_part(pops[t], "train") for t in trees[:k]]
-        acc = _fit_eval(train_sets, _part(first, "val"), {"test": _part(first, "test")})["test"]
+        acc, se = _fit_eval_se(train_sets, _part(first, "val"), {"test": _part(first, "test")})["test"]
         rows.append({"n_trees": k, "n_train": sum(len(s[0]) for s in train_sets), "accuracy": acc,
-                     "n_decisions": first.y[first.test].size})
+                     "se": se, "n_decisions": first.y[first.test].size})
     return pd.DataFrame(rows)
 
 
@@ -206,13 +218,13 @@ def moe_vs_shared(pops: dict[str, Population], trees: list[str]) -> pd.DataFrame
     """
     tests = {t: _part(pops[t], "test") for t in trees}
     shared_val = tuple(np.concatenate([_part(pops[t], "val")[i] for t in trees]) for i in range(2))
-    shared = _fit_eval([_part(pops[t], "train") for t in trees], shared_val, tests)
+    shared = _fit_eval_se([_part(pops[t], "train") for t in trees], shared_val, tests)
     rows = []
     for t in trees:
-        expert = _fit_eval([_part(pops[t], "train")], _part(pops[t], "val"), {t: tests[t]})[t]
+        expert = _fit_eval_se([_part(pops[t], "train")], _part(pops[t], "val"), {t: tests[t]})[t]
         n_dec = tests[t][1].size
-        rows += [{"tree": t, "method": "MoE", "accuracy": expert, "n_decisions": n_dec},
-                 {"tree": t, "method": "shared", "accuracy": shared[t], "n_decisions": n_dec}]
+        rows += [{"tree": t, "method": "MoE", "accuracy": expert[0], "se": expert[1], "n_decisions": n_dec},
+                 {"tree": t, "method": "shared", "accuracy": shared[t][0], "se": shared[t][1], "n_decisions": n_dec}]
     return pd.DataFrame(rows)
 
 
@@ -243,16 +255,24 @@ def standard_error(accuracy: float, n_decisions: int) -> float:
     return float(np.sqrt(max(accuracy * (1 - accuracy), 1e-12) / max(n_decisions, 1)))
 
 
+def _se(t: pd.DataFrame) -> np.ndarray:
+    """Per row: the SE over test models ("se" column); tables without it (older records) fall back to
+    the binomial SE over decisions, which treats one model's labels as independent."""
+    if "se" in t:
+        return t["se"].to_numpy(dtype=float)
+    return np.array([standard_error(acc, int(n)) for acc, n in zip(t["accuracy"], t["n_decisions"])])
+
+
 def judge_claims(a: pd.DataFrame, b: pd.DataFrame, c: pd.DataFrame, d: pd.DataFrame,
                  models: pd.DataFrame, layer: str) -> list[claims.Claim]:
     """Claims P-F3a..d: the numbers of the four experiments' tables, judged by :mod:`verdicts`."""
     from . import verdicts
 
     acc = dict(zip(a["population"], a["accuracy"]))
-    dec = dict(zip(a["population"], a["n_decisions"]))
     t, f = acc["T1"], acc[FOREST]
     model_acc = {r.population: round(float(r.mean), 3) for r in models.itertuples()}
-    se_t, se_f = standard_error(t, int(dec["T1"])), standard_error(f, int(dec[FOREST]))
+    se_a = dict(zip(a["population"], _se(a)))
+    se_t, se_f = se_a["T1"], se_a[FOREST]
     out = [verdicts.judge(
         "P-F3a", {"t": t, "f": f, "se_t": se_t, "se_f": se_f},
         f"T {t:.3f}, F {f:.3f} (gap {t - f:+.3f}, SE {np.hypot(se_t, se_f):.3f})", "fig3a_tree_vs_forest.png",
@@ -267,7 +287,7 @@ def judge_claims(a: pd.DataFrame, b: pd.DataFrame, c: pd.DataFrame, d: pd.DataFr
         "fig3b_positive_transfer.png"))
 
     by_k = dict(zip(c["n_trees"], c["accuracy"]))
-    se_c = standard_error(by_k[1], int(c["n_decisions"].iloc[0]))
+    se_c = float(_se(c)[0])
     out.append(verdicts.judge(
         "P-F3c", {"alone": by_k[1], "with_others": [v for k, v in by_k.items() if k > 1], "se": se_c},
         ", ".join(f"{k} tree{'s' if k > 1 else ''} {v:.3f}" for k, v in by_k.items()) + f" (SE {se_c:.3f})",
@@ -275,8 +295,8 @@ def judge_claims(a: pd.DataFrame, b: pd.DataFrame, c: pd.DataFrame, d: pd.DataFr
 
     per = d.pivot(index="tree", columns="method", values="accuracy")
     moe, shared = float(per["MoE"].mean()), float(per["shared"].mean())
-    n_dec = int(d[d["method"] == "MoE"]["n_decisions"].sum())
-    se_m, se_s = standard_error(moe, n_dec), standard_error(shared, n_dec)
+    se_d = d.assign(se=_se(d)).pivot(index="tree", columns="method", values="se")
+    se_m, se_s = (float(np.sqrt((se_d[m] ** 2).sum()) / len(se_d)) for m in ("MoE", "shared"))
     ahead = int((per["MoE"] > per["shared"]).sum())
     out.append(verdicts.judge(
         "P-F3d", {"moe": moe, "shared": shared, "se_moe": se_m, "se_shared": se_s, "ahead": ahead, "trees": len(per)},

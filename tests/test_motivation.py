@@ -101,3 +101,18 @@ def test_judge_claims_hands_the_rules_their_numbers():
     assert mo.standard_error(0.5, 100) == pytest.approx(0.05)
     one_repeat = mo.judge_claims(*_tables(0.8, 0.5, {10: 0.6, 50: 0.7}, {1: 0.8}, [0.8], [0.7], repeats=(0,)), "L")
     assert one_repeat[1].verdict == claims.NOT_JUDGED and "'se'" in one_repeat[1].details["not_judged"]
+
+
+def test_judge_claims_uses_the_se_over_test_models_when_the_tables_carry_it():
+    a, b, c, d, models = _tables(0.8, 0.5, {10: 0.6, 50: 0.7}, {1: 0.8, 2: 0.7}, [0.8, 0.7], [0.7, 0.6])
+    a, c, d = a.assign(se=[0.05, 0.04]), c.assign(se=0.05), d.assign(se=0.03)
+    n = {x.id: x.details["numbers"] for x in mo.judge_claims(a, b, c, d, models, "L")}
+    assert (n["P-F3a"]["se_t"], n["P-F3a"]["se_f"], n["P-F3c"]["se"]) == (0.05, 0.04, 0.05)
+    assert n["P-F3d"]["se_moe"] == pytest.approx(np.sqrt(2 * 0.03**2) / 2)
+
+
+def test_fit_eval_se_is_the_se_of_per_model_accuracies():
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((40, 6)), (rng.random((40, 3)) > 0.5).astype(np.float32)
+    (acc, se), = mo._fit_eval_se([(x[:30], y[:30])], (x[30:35], y[30:35]), {"t": (x[30:], y[30:])}).values()
+    assert 0 <= acc <= 1 and 0 < se < 0.5
