@@ -21,6 +21,8 @@ from __future__ import annotations
 from collections import deque
 
 import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 from . import mother
 
@@ -56,12 +58,16 @@ def _count_distribution(edges: list[tuple[int, int]], groups: list[list[int]], p
     return dist
 
 
-def _expected_accuracy(edges: list[tuple[int, int]], groups: list[list[int]], parent_true: np.ndarray) -> float:
+def _expected_accuracy(d: np.ndarray, parent_true: np.ndarray) -> float:
+    """Mean of the count distribution ``d`` as a share of the true edges."""
     n_true = int((parent_true >= 0).sum())
-    if n_true == 0:
-        return float("nan")
-    d = _count_distribution(edges, groups, parent_true)
-    return float((np.arange(len(d)) * d).sum() / n_true)
+    return float((np.arange(len(d)) * d).sum() / n_true) if n_true else float("nan")
+
+
+def _p_at_least(d: np.ndarray, parent_true: np.ndarray, parent_pred: np.ndarray) -> float:
+    """P(count >= the recovery's number of correct edges) under the count distribution ``d``."""
+    k = int(((parent_pred == parent_true) & (parent_true >= 0)).sum())
+    return float(d[k:].sum()) if k < len(d) else 0.0
 
 
 def _placement(dist: np.ndarray, labels: np.ndarray) -> tuple[list[tuple[int, int]], list[list[int]]]:
@@ -81,27 +87,36 @@ def shape_baseline(parent_true: np.ndarray) -> float:
     """Accuracy of a perfect placement with each tree's root drawn at random (exact expectation):
     0.914 for 1-4-16, 0.971 for 1-3-9-27-81, 0.5 for a chain. Float."""
     parent_true = np.asarray(parent_true)
-    edges = [(int(c), int(p)) for c, p in enumerate(parent_true) if p >= 0]
-    return _expected_accuracy(edges, _components(len(parent_true), edges), parent_true)
+    child = np.flatnonzero(parent_true >= 0)
+    edges = [(int(c), int(parent_true[c])) for c in child]
+    n = len(parent_true)
+    _, labels = connected_components(coo_matrix((np.ones(len(child)), (child, parent_true[child])), shape=(n, n)))
+    groups = [np.flatnonzero(labels == k).tolist() for k in np.unique(labels)]
+    return _expected_accuracy(_count_distribution(edges, groups, parent_true), parent_true)
 
 
 def no_direction_baseline(dist: np.ndarray, labels: np.ndarray, parent_true: np.ndarray) -> float:
     """Expected accuracy of the placement the distances alone give (per cluster of ``labels``, the
     MDST of ``dist`` with the direction prior off, i.e. a minimum spanning tree) with each
     cluster's root drawn uniformly at random. dist: (n, n); labels, parent_true: (n,). Float."""
-    edges, groups = _placement(np.asarray(dist, np.float64), np.asarray(labels))
-    return _expected_accuracy(edges, groups, np.asarray(parent_true))
+    return no_direction(dist, labels, parent_true, np.full(len(parent_true), -1))[0]
 
 
 def random_root_pvalue(dist: np.ndarray, labels: np.ndarray, parent_true: np.ndarray, parent_pred: np.ndarray) -> float:
     """Exact one-sided p-value of the recovery's number of correct (placed and directed) edges under
     the no-direction null: the distances' own placement with each cluster's root drawn uniformly.
     Small p: the recovery directs edges better than random roots would. Float."""
+    return no_direction(dist, labels, parent_true, parent_pred)[1]
+
+
+def no_direction(dist: np.ndarray, labels: np.ndarray, parent_true: np.ndarray,
+                 parent_pred: np.ndarray) -> tuple[float, float]:
+    """(no-direction baseline, p-value of ``parent_pred`` against it) from one placement and one
+    exact count distribution (see :func:`no_direction_baseline`, :func:`random_root_pvalue`)."""
     parent_true, parent_pred = np.asarray(parent_true), np.asarray(parent_pred)
     edges, groups = _placement(np.asarray(dist, np.float64), np.asarray(labels))
     d = _count_distribution(edges, groups, parent_true)
-    k = int(((parent_pred == parent_true) & (parent_true >= 0)).sum())
-    return float(d[k:].sum()) if k < len(d) else 0.0
+    return _expected_accuracy(d, parent_true), _p_at_least(d, parent_true, parent_pred)
 
 
 def direction_signal(parent_true: np.ndarray, parent_pred: np.ndarray, score: np.ndarray,
@@ -117,20 +132,3 @@ def direction_signal(parent_true: np.ndarray, parent_pred: np.ndarray, score: np
         if p >= 0 and frozenset((c, int(p))) in placed:
             right.append(0.5 if score[c] == score[p] else float(score[c] > score[p] if generalization else score[p] > score[c]))
     return (float(np.mean(right)) if right else float("nan")), len(right)
-
-
-def _components(n: int, edges: list[tuple[int, int]]) -> list[list[int]]:
-    root = list(range(n))
-
-    def find(i: int) -> int:
-        while root[i] != i:
-            root[i] = root[root[i]]
-            i = root[i]
-        return i
-
-    for a, b in edges:
-        root[find(a)] = find(b)
-    out: dict[int, list[int]] = {}
-    for i in range(n):
-        out.setdefault(find(i), []).append(i)
-    return list(out.values())

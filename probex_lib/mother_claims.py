@@ -146,9 +146,8 @@ def judge07(pr: pd.DataFrame, qt: pd.DataFrame, lr_table: pd.DataFrame) -> list[
     """Claims M-T4 (pruning), M-T5 (quantisation), M-F16 (kurtosis vs learning rate)."""
     base = _row(pr, pruned=0.0)
     at90 = pr[np.isclose(pr["pruned"], 0.9)]
-    r90 = at90.iloc[0] if len(at90) else pd.Series({"graph": np.nan, "signal": np.nan, "n placed": 0})
     out = [verdicts.judge(
-        "M-T4", {"at0": float(base["graph"]), "at90": float(r90["graph"])},
+        "M-T4", {"at0": float(base["graph"]), "at90": float(at90["graph"].iloc[0]) if len(at90) else float("nan")},
         "; ".join(f"{r.pruned:.0%}: {r.graph:.2f} (baseline {r.baseline:.2f}, signal {r.signal:.2f})" for r in pr.itertuples()))]
     m = qt.groupby("quantisation")[["graph", "baseline", "signal"]].mean()
     sd = qt.groupby("quantisation")["graph"].std()

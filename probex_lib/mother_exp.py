@@ -15,7 +15,7 @@ from scipy import stats
 from scipy.optimize import linear_sum_assignment
 
 from . import mother
-from .mother_baselines import direction_signal, no_direction_baseline, random_root_pvalue, shape_baseline
+from .mother_baselines import direction_signal, no_direction, shape_baseline
 from .mother_data import LORA_SUBSETS, Weights, load, members
 
 # --------------------------------------------------------------------------- distances and scores
@@ -101,9 +101,9 @@ def run(w: Weights, dist: np.ndarray, sc: np.ndarray, n_trees: int | None, c: fl
     parent[perm] = np.where(parent_p >= 0, perm[np.maximum(parent_p, 0)], -1)
     trees = sorted(set(w.tree))
     signal, n_placed = direction_signal(w.parent, parent, sc, generalization)
+    baseline, p_random = no_direction(dist, labels, w.parent, parent)
     return {"graph": accuracy(w, parent), "undirected": undirected_accuracy(w, parent),
-            "baseline": no_direction_baseline(dist, labels, w.parent), "shape baseline": shape_baseline(w.parent),
-            "p random root": random_root_pvalue(dist, labels, w.parent, parent),
+            "baseline": baseline, "shape baseline": shape_baseline(w.parent), "p random root": p_random,
             "signal": signal, "n placed": n_placed, "edges": int((w.parent >= 0).sum()), "clusters": int(len(np.unique(labels))), "parent": parent,
             **{f"tree {t}": accuracy(w, parent, w.tree == t) for t in trees}}
 
