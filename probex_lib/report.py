@@ -194,9 +194,14 @@ def build(figures_dir: str | Path, state: dict, profile: str, seed: int, readme:
     """Write REPORT.md and REPORT.html in ``figures_dir`` from its claims records and the run
     ``state`` ({notebook stem: {"status", "minutes", "profile", "record"}}). Returns the paths and
     the summary line."""
-    figures_dir = Path(figures_dir)
     t, times = collect(figures_dir, state, profile, readme)
-    env = environment(profile, seed)
+    return write(figures_dir, t, times, environment(profile, seed))
+
+
+def write(figures_dir: str | Path, t: pd.DataFrame, times: pd.DataFrame, env: dict) -> tuple[Path, Path, str]:
+    """Write REPORT.md, REPORT.html and report_claims.csv as one unit from the claims table ``t``
+    and the minutes per notebook (see :func:`collect`). Returns the paths and the summary line."""
+    figures_dir = Path(figures_dir)
     md, page = figures_dir / "REPORT.md", figures_dir / "REPORT.html"
     atomic.write_many({md: markdown(t, env, times), page: to_html(t, env, times, figures_dir),
                        figures_dir / "report_claims.csv": t.to_csv(index=False)})

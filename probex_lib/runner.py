@@ -315,11 +315,12 @@ def _run(args: argparse.Namespace, out_dir: Path, notebooks_dir: Path, live: pro
         if stale_ids:
             progress.say(f"[run_all] WARNING: papers/claims.md differs from {report.SHARED_README} at {stale_ids}; "
                          "copy the new list into papers/claims.md", err=True)
-        md, page, summary = report.build(out_dir, shown, args.profile, args.seed)
+        t, nb_times = report.collect(out_dir, shown, args.profile)
+        env = report.environment(args.profile, args.seed)
+        md, page, summary = report.write(out_dir, t, nb_times, env)
         if args.profile == "default" and out_dir.resolve() == paths.figures_dir().resolve() and all(
                 s.get("status") == "ok" and not s.get("stale") for s in shown.values()):
-            t, nb_times = report.collect(out_dir, shown, args.profile)
-            snap = report.snapshot(t, nb_times, {**report.environment(args.profile, args.seed), "date": time.strftime("%Y-%m-%d")})
+            snap = report.snapshot(t, nb_times, {**env, "date": time.strftime("%Y-%m-%d")})
             report.update_readme(snap)
             progress.say(f"[run_all] README results block regenerated from {report.SNAPSHOT}")
         atomic.write_text(out_dir / "run_times.csv", times.to_csv(index=False))
