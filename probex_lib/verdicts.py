@@ -554,6 +554,67 @@ def _m_f16(n: Numbers) -> str:
     return tier(beyond and min(f) >= 0.7, beyond)
 
 
+# =========================================================================== the kit's lineage tools (issue 17)
+# Targets from the issue that asked for them, written before any held-out result existed. Judged on a
+# MoTHer dataset generated from seeds the calibration never saw (notebook 09).
+
+LINEAGE_TARGETS = {"type_accuracy": 0.9, "ece": 0.1, "auc_1hop": 0.95, "auc_2hop": 0.9}
+
+
+def auc_se(auc: float, n_pos: float, n_neg: float) -> float:
+    """Hanley & McNeil (1982) SE of a ROC AUC from n_pos positives and n_neg negatives."""
+    a = min(max(auc, 1e-9), 1 - 1e-9)
+    q1, q2 = a / (2 - a), 2 * a * a / (1 + a)
+    var = (a * (1 - a) + (n_pos - 1) * (q1 - a * a) + (n_neg - 1) * (q2 - a * a)) / max(n_pos * n_neg, 1)
+    return float(math.sqrt(max(var, 0.0)))
+
+
+@rule("K-type", "edge type from weights alone (fine-tune, LoRA, pruned, quantised, fp16, merge), held-out seeds",
+      "target: accuracy >= 0.9 over the types",
+      "accuracy over the true edges of the held-out set against the majority-type rate (what a classifier with no "
+      "signal scores), binomial SE. reproduced: accuracy >= 0.9 and every type's recall >= 0.5 (no type given up); "
+      "partly: above the majority rate beyond 2 SE; else not reproduced", ("accuracy", "n", "majority", "recall"))
+def _k_type(n: Numbers) -> str:
+    beyond = z_of(n["accuracy"] - n["majority"], binomial_se(n["majority"], n["n"])) > 2
+    recall = list(dict(n["recall"]).values())
+    return tier(beyond and n["accuracy"] >= LINEAGE_TARGETS["type_accuracy"] and bool(recall) and min(recall) >= 0.5, beyond)
+
+
+@rule("K-conf", "edge confidence of the recovered graph, calibrated on the kit's MoTHer dataset, held-out seeds",
+      "target: expected calibration error <= 0.1",
+      "ECE over 10 equal-width bins; a constant confidence equal to the accuracy has ECE 0, so the confidence must "
+      "also rank right edges above wrong ones: ROC AUC of confidence for 'edge right' above 0.5 beyond 2 SE "
+      "(Hanley-McNeil). reproduced: both, with ECE <= 0.1; partly: the AUC condition with ECE <= 0.2; else not "
+      "reproduced (not judged when every or no recovered edge is right: the AUC is undefined)",
+      ("ece", "auc", "n_right", "n_wrong"))
+def _k_conf(n: Numbers) -> str:
+    ranks = z_of(n["auc"] - 0.5, auc_se(n["auc"], n["n_right"], n["n_wrong"])) > 2
+    return tier(ranks and n["ece"] <= LINEAGE_TARGETS["ece"], ranks and n["ece"] <= 0.2)
+
+
+def _pair_rule(n: Numbers, target: float) -> str:
+    beyond = z_of(n["auc_hard"] - 0.5, auc_se(n["auc_hard"], n["n_pos"], n["n_hard"])) > 2
+    return tier(beyond and n["auc_hard"] >= target and n["auc_easy"] >= target, beyond)
+
+
+@rule("K-pair1", "'is B derived from A?' for parent-child pairs, held-out seeds",
+      "target: ROC AUC >= 0.95 against same-tree pairs not in one lineage (siblings, cousins)",
+      "ROC AUC of the pairwise score, positives = 1-hop ancestor/descendant pairs; hard negatives = same-tree pairs "
+      "not in one lineage, easy negatives = pairs from different trees. reproduced: hard and easy AUC >= 0.95; "
+      "partly: hard AUC above 0.5 beyond 2 SE (Hanley-McNeil); else not reproduced",
+      ("auc_hard", "auc_easy", "n_pos", "n_hard"))
+def _k_pair1(n: Numbers) -> str:
+    return _pair_rule(n, LINEAGE_TARGETS["auc_1hop"])
+
+
+@rule("K-pair2", "'is B derived from A?' for grandparent-grandchild pairs, held-out seeds",
+      "target: ROC AUC >= 0.9 against same-tree pairs not in one lineage",
+      "as K-pair1 with positives = 2-hop ancestor/descendant pairs and the target 0.9. reproduced: hard and easy "
+      "AUC >= 0.9; partly: hard AUC above 0.5 beyond 2 SE; else not reproduced", ("auc_hard", "auc_easy", "n_pos", "n_hard"))
+def _k_pair2(n: Numbers) -> str:
+    return _pair_rule(n, LINEAGE_TARGETS["auc_2hop"])
+
+
 # =========================================================================== findings text
 
 
@@ -567,4 +628,4 @@ def findings_markdown(claims_list: list[Claim]) -> str:
 
 
 __all__ = ["RULES", "Rule", "judge", "findings_markdown", "tier", "se_diff", "binomial_se", "null_se", "z_of",
-           "bonferroni_z", "mother_ok", "PAPER_RECIPE", "PAPER_RUNTIME_S"]
+           "bonferroni_z", "mother_ok", "auc_se", "PAPER_RECIPE", "PAPER_RUNTIME_S", "LINEAGE_TARGETS"]

@@ -63,6 +63,18 @@ CASES: dict[str, list[tuple[dict, str]]] = {
              ({"encoders": {"minilm": [0.12, 0.02]}, "chance": 0.1, "random": 0.1, "random_se": 0.02, "bow": 0.3, "bow_se": 0.02}, N)],
     "P-F7": [({"precision": 0.2, "chance": 0.04, "n": 100, "se": 0.02}, R), ({"precision": 0.15, "chance": 0.1, "n": 400, "se": 0.01}, P),
              ({"precision": 0.05, "chance": 0.04, "n": 100, "se": 0.02}, N)],
+    # the kit's lineage tools: a classifier with no signal (majority type), a constant confidence, a chance AUC fail
+    "K-type": [({"accuracy": 0.95, "n": 200, "majority": 0.4, "recall": {"fp16": 1.0, "merge": 0.8}}, R),
+               ({"accuracy": 0.95, "n": 200, "majority": 0.4, "recall": {"fp16": 1.0, "merge": 0.2}}, P),
+               ({"accuracy": 0.42, "n": 200, "majority": 0.4, "recall": {"fp16": 1.0, "merge": 0.0}}, N)],
+    "K-conf": [({"ece": 0.05, "auc": 0.8, "n_right": 80, "n_wrong": 20}, R), ({"ece": 0.15, "auc": 0.8, "n_right": 80, "n_wrong": 20}, P),
+               ({"ece": 0.0, "auc": 0.5, "n_right": 80, "n_wrong": 20}, N)],
+    "K-pair1": [({"auc_hard": 0.97, "auc_easy": 1.0, "n_pos": 60, "n_hard": 300}, R),
+                ({"auc_hard": 0.85, "auc_easy": 1.0, "n_pos": 60, "n_hard": 300}, P),
+                ({"auc_hard": 0.52, "auc_easy": 1.0, "n_pos": 60, "n_hard": 300}, N)],
+    "K-pair2": [({"auc_hard": 0.92, "auc_easy": 1.0, "n_pos": 60, "n_hard": 300}, R),
+                ({"auc_hard": 0.85, "auc_easy": 1.0, "n_pos": 60, "n_hard": 300}, P),
+                ({"auc_hard": 0.5, "auc_easy": 1.0, "n_pos": 60, "n_hard": 300}, N)],
     "MJ-acc": [({"ratio_to_chance": [20, 14]}, R), ({"ratio_to_chance": [20, 3]}, P), ({"ratio_to_chance": [20, 1.5]}, N)],
     "MJ-lora": [({"gains": {"class acc": [0.2, 0.05], "colour acc": [0.7, 0.05]}}, R),
                 ({"gains": {"class acc": [0.05, 0.05], "colour acc": [0.7, 0.05]}}, P),
@@ -152,3 +164,11 @@ def test_nested_nan_is_not_judged():
 def test_bonferroni_threshold_grows_with_pairs():
     assert verdicts.bonferroni_z(1) == pytest.approx(1.96, abs=0.01)
     assert verdicts.bonferroni_z(21) > 3.0
+
+
+def test_auc_se_matches_hanley_mcneil_by_hand():
+    # A = 0.8, 50 positives, 50 negatives: Q1 = 0.8/1.2, Q2 = 1.28/1.8 (Hanley & McNeil 1982, Eq. 2)
+    q1, q2 = 0.8 / 1.2, 2 * 0.64 / 1.8
+    want = math.sqrt((0.16 + 49 * (q1 - 0.64) + 49 * (q2 - 0.64)) / 2500)
+    assert verdicts.auc_se(0.8, 50, 50) == pytest.approx(want)
+    assert verdicts.auc_se(0.8, 500, 500) < verdicts.auc_se(0.8, 50, 50)
