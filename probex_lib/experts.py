@@ -5,21 +5,24 @@ memory for all epochs); :func:`fit_expert` trains ProbeX or the Dense expert on 
 reports test accuracy (mean binary accuracy over all labels) of the best validation epoch;
 :func:`layer_sweep` does that for every layer; :func:`fit_statnn_tree` is the StatNN
 baseline on the statistics of every tensor of the model; :func:`route_models` is the
-mixture-of-experts router over a whole zoo.
+mixture-of-experts router over a whole zoo; :func:`save_tree_experts` writes each tree's
+Table 1 ProbeX with its router entry (:mod:`probex_lib.expert_store`).
 """
 from __future__ import annotations
 
 import difflib
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from . import baselines, zoo
+from . import baselines, expert_store, paths, profiles, zoo
 from .probex import DenseExpert, ProbeX, fit, n_parameters
 
 SPLITS = ("train", "val", "test")
@@ -267,6 +270,57 @@ def tree_experts(manifest: pd.DataFrame, cfg, key: str = "classes") -> tuple[pd.
             rows.append({"tree": tree, **{k: r.get(k, np.nan) for k in ("expert", "layer", "val", "test", "test_se",
                                                                           "parameters", "seconds")}})
     return pd.DataFrame(rows), pd.concat(sweeps, ignore_index=True), best
+
+
+def label_names(manifest: pd.DataFrame, labels: Sequence, key: str = "classes") -> list[str]:
+    """Names of ``labels`` (the outputs of :func:`label_matrix`): the kit zoo stores class ids
+    in ``classes`` beside their names in ``class_names``; other labels are their own names."""
+    if key != "classes" or "class_names" not in manifest.columns:
+        return [str(v) for v in labels]
+    names: dict[str, str] = {}
+    for ids, ns in zip(manifest["classes"], manifest["class_names"]):
+        if isinstance(ids, (list, tuple)) and isinstance(ns, (list, tuple)) and len(ids) == len(ns):
+            names.update({str(i): str(n) for i, n in zip(ids, ns)})
+    return [names.get(str(v), str(v)) for v in labels]
+
+
+def _zoo_root(manifest: pd.DataFrame) -> Path:
+    """The folder holding every model file of ``manifest`` (our zoo's folder, not its models/)."""
+    root = Path(os.path.commonpath(manifest["path"].tolist()))
+    return root.parent if root.name == zoo.MODELS_SUBDIR or root.suffix == ".safetensors" else root
+
+
+def expert_dir(manifest: pd.DataFrame, cfg, profile: str, key: str = "classes") -> Path:
+    """``data/experts/<profile>/<zoo folder>-<hash>``: the hash covers the models (id, split),
+    the label key and the settings that shape a tree's ProbeX, so other settings get other folders."""
+    root = _zoo_root(manifest)
+    ids = manifest.get("model_id", manifest["path"]).astype(str)
+    settings = {"models": sorted(zip(ids, manifest["split"])), "key": key,
+                **{k: getattr(cfg, k) for k in ("epochs", "r_u", "r_v", "r_t", "sweep_filter", "seed")}}
+    return paths.data_dir() / "experts" / profile / f"{root.name}-{profiles.settings_hash(settings)}"
+
+
+def save_tree_experts(best: dict, manifest: pd.DataFrame, cfg, profile: str, key: str = "classes") -> list[Path]:
+    """Save every tree's Table 1 ProbeX (``best`` of :func:`tree_experts`: the layer chosen on
+    validation) with its router entry (centroid and spread of the training models at that
+    layer, :func:`expert_store.router_stats`) to ``expert_dir(...)/<tree>.safetensors``; read
+    them back with :func:`expert_store.load_tree_expert`. Returns the files."""
+    _, labels = label_matrix(manifest, key)
+    names = label_names(manifest, labels, key)
+    folder = expert_dir(manifest, cfg, profile, key)
+    out = []
+    for tree, fit_result in best.items():
+        sub = manifest[(manifest["tree"] == tree) & (manifest["split"] == "train")]
+        layer = fit_result["layer"]
+        x = zoo.load_layer(sub["path"].tolist(), layer)  # (n_train, *layer_shape)
+        centroid, spread = expert_store.router_stats(x)
+        meta = {"profile": profile, "zoo": str(_zoo_root(manifest)), "label_key": key, "n_train": len(sub),
+                **{k: fit_result[k] for k in ("val", "test", "test_se", "best_epoch")},
+                "settings": {k: getattr(cfg, k) for k in ("epochs", "r_u", "r_v", "r_t", "seed")}}
+        out.append(expert_store.save_tree_expert(
+            folder / f"{tree}.safetensors", fit_result["model"], layer=layer, layer_shape=tuple(x.shape[1:]),
+            labels=names, tree=tree, centroid=centroid, spread=spread, meta=meta))
+    return out
 
 
 def table1_wide(table: pd.DataFrame) -> pd.DataFrame:

@@ -397,10 +397,10 @@ def recover_tree(dist: np.ndarray, score: np.ndarray, generalization: bool | np.
 
 
 def recover_graph(dist: np.ndarray, score: np.ndarray, n_trees: int | None = None, generalization: bool | np.ndarray = False,
-                  c: float = 0.3, method: str = "single") -> tuple[np.ndarray, np.ndarray]:
+                  c: float = 0.3, method: str = "single", gap: float = 3.0) -> tuple[np.ndarray, np.ndarray]:
     """Cluster into Model Trees (linkage ``method``, see :func:`cluster_models`), then the MDST of
     each cluster. Returns (cluster labels (n,), parent index (n,), -1 for each tree's root)."""
-    labels = cluster_models(dist, n_trees, method)
+    labels = cluster_models(dist, n_trees, method, gap)
     parent = np.full(len(dist), -1)
     for lab in np.unique(labels):
         idx = np.flatnonzero(labels == lab)
@@ -436,7 +436,7 @@ def rank_distance_full(layers: list[np.ndarray], rel_tol: float = 1e-5, block: i
     return out
 
 
-def cluster_models(dist: np.ndarray, n_clusters: int | None = None, method: str = "single") -> np.ndarray:
+def cluster_models(dist: np.ndarray, n_clusters: int | None = None, method: str = "single", gap: float = 3.0) -> np.ndarray:
     """Labels 0..k-1 from hierarchical clustering (scipy ``linkage``) of the distance matrix (n, n).
 
     Default ``method="single"``, for three reasons: it is what the paper says (Sec. 6.1: scipy's
@@ -452,8 +452,8 @@ def cluster_models(dist: np.ndarray, n_clusters: int | None = None, method: str 
     are also accepted.
 
     ``n_clusters=None`` cuts the dendrogram where one merge height jumps the most relative to
-    the previous one, if that jump is more than ``3x`` (unrelated roots are far apart compared
-    with fine-tunes of one root); otherwise everything is one tree.
+    the previous one, if that jump is more than ``gap`` times (unrelated roots are far apart
+    compared with fine-tunes of one root); otherwise everything is one tree.
     """
     n = len(dist)
     if n < 2:
@@ -462,7 +462,7 @@ def cluster_models(dist: np.ndarray, n_clusters: int | None = None, method: str 
     if n_clusters is None:
         heights = np.maximum(z[:, 2], 1e-12)
         ratios = heights[1:] / heights[:-1]
-        if len(ratios) == 0 or ratios.max() <= 3.0:
+        if len(ratios) == 0 or ratios.max() <= gap:
             n_clusters = 1
         else:
             n_clusters = n - 1 - int(np.argmax(ratios))

@@ -10,7 +10,15 @@ Models found under the folder:
 
 All models must share one architecture (same tensor names and shapes); otherwise the error
 lists the groups, and ``split_by_architecture=True`` recovers each group separately.
-Writes ``graph.json``, ``graph.graphml`` and ``tree.png``/``tree.pdf`` to the output folder.
+Beyond MoTHer's tree (:mod:`probex_lib.lineage_graph`): pruned, quantised and fp16 copies are
+attached to their source, merges to their 2-3 parents, every edge gets a type (fine-tune, lora,
+pruned, quantised, fp16, merge) and a confidence in [0, 1] (the calibration fitted by notebook 09
+on the kit's MoTHer dataset, ``probex_lib/resources/edge_confidence.json``).
+
+Writes ``graph.json``, ``graph.graphml`` and ``tree.png``/``tree.pdf`` to the output folder. Every
+parent -> child link is one edge; a merge has one edge per parent, all but the primary (largest
+weight) marked ``extra_parent``. Nodes carry their ``tree`` and ``is_root``; ``graph.json`` also
+lists the trees with their roots.
 """
 from __future__ import annotations
 
@@ -26,8 +34,9 @@ import networkx as nx
 import numpy as np
 import torch
 
-from . import atomic, lora, mother, zoo
+from . import atomic, lineage, lineage_graph, lora, mother, paths, zoo
 
+CALIBRATION = paths.REPO_ROOT / "probex_lib" / "resources" / "edge_confidence.json"
 _SHARD = re.compile(r"-\d{5}-of-\d{5}\.safetensors$")
 
 
@@ -37,16 +46,27 @@ class RecoverError(ValueError):
 
 @dataclass(frozen=True)
 class ModelGraph:
-    """Recovered graph: ``parent[i]`` is the index of model i's parent (-1 for a root)."""
+    """Recovered graph: ``parent[i]`` is the index of model i's primary parent (-1 for a root),
+    ``parents[i]`` all of them (a merge has 2+), ``edge_type[i]`` and ``confidence[i]`` of the
+    edge(s) into i ("" and NaN for a root; NaN confidence without a calibration)."""
 
     model_ids: list[str]
     cluster: np.ndarray
     parent: np.ndarray
     score: np.ndarray
     distance: np.ndarray
+    parents: list[list[int]]
+    edge_type: list[str]
+    confidence: np.ndarray
+    placed_by: list[str] | None = None  # "mother", "artefact", "merge" or "" (root); None for generalisation
+    features: np.ndarray | None = None  # MoTHer edges' confidence features (n, F), NaN elsewhere
 
     def edges(self) -> list[tuple[str, str]]:
-        return [(self.model_ids[p], self.model_ids[c]) for c, p in enumerate(self.parent) if p >= 0]
+        return [(self.model_ids[p], self.model_ids[c]) for c, ps in enumerate(self.parents) for p in ps]
+
+    def roots(self) -> dict[int, str]:
+        """{tree: root model id}."""
+        return {int(self.cluster[i]): m for i, m in enumerate(self.model_ids) if not self.parents[i]}
 
 
 def find_models(folder: str | Path) -> dict[str, list[Path]]:
@@ -95,7 +115,7 @@ def _read_adapter(path: Path, base: dict[str, tuple[Path, tuple[int, ...]]]) -> 
 
 def recover(folder: str | Path, n_trees: int | None = None, base: str | Path | None = None,
             score_layers: str | None = None, generalization: bool = False, c: float = 0.3,
-            split_by_architecture: bool = False) -> list[ModelGraph]:
+            split_by_architecture: bool = False, calibration: str | Path | None = CALIBRATION) -> list[ModelGraph]:
     """Recover the Model Graph(s) of the checkpoints under ``folder``.
 
     n_trees: number of Model Trees if known, else chosen from the dendrogram.
@@ -129,7 +149,25 @@ def recover(folder: str | Path, n_trees: int | None = None, base: str | Path | N
     if len(groups) > 1:
         print(f"splitting {len(indexes)} models into {len(groups)} architecture groups", file=sys.stderr)
     loader = _Loader(updates)
-    return [_recover_group(sorted(ids), indexes, loader, n_trees, score_layers, generalization, c) for ids in groups.values()]
+    cal = load_calibration(calibration)
+    return [_recover_group(sorted(ids), indexes, loader, n_trees, score_layers, generalization, c, cal) for ids in groups.values()]
+
+
+def load_calibration(path: str | Path | None) -> lineage.Calibrator | None:
+    """The edge-confidence calibration at ``path`` (None: no confidences). A missing default file is
+    allowed (NaN confidences, with a message); a named file that is missing or malformed is an error."""
+    if path is None:
+        return None
+    path = Path(path)
+    if not path.exists():
+        if path == CALIBRATION:
+            print(f"note: no edge-confidence calibration at {path} (run notebook 09); confidences are NaN", file=sys.stderr)
+            return None
+        raise RecoverError(f"{path}: no such calibration file")
+    try:
+        return lineage.Calibrator.from_json(json.loads(path.read_text()), str(path))
+    except (ValueError, KeyError) as exc:
+        raise RecoverError(f"{path}: not an edge-confidence calibration ({exc})") from exc
 
 
 class _Loader:
@@ -147,7 +185,8 @@ class _Loader:
         return t
 
 
-def _recover_group(ids, indexes, loader: _Loader, n_trees, score_layers, generalization, c) -> ModelGraph:
+def _recover_group(ids, indexes, loader: _Loader, n_trees, score_layers, generalization, c,
+                   calibrator: lineage.Calibrator | None = None) -> ModelGraph:
     if len(ids) < 2:
         raise RecoverError(f"only one model ({ids[0]!r}): a Model Graph needs at least two")
     first = indexes[ids[0]]
@@ -155,28 +194,44 @@ def _recover_group(ids, indexes, loader: _Loader, n_trees, score_layers, general
     score_keys = [k for k in keys if not score_layers or re.search(score_layers, k)]
     if not score_keys:
         raise RecoverError(f"no layer matches score_layers={score_layers!r}; 2-D layers include {keys[:5]}")
-    dist = np.zeros((len(ids), len(ids)))
-    score = np.zeros(len(ids))
-    for k in keys:  # one layer of every model in memory at a time
-        stack = torch.stack([loader.layer(m, k, indexes[m]) for m in ids]).reshape(len(ids), -1).numpy()
-        if ids[0] not in loader.adapters:
-            dist += mother.pairwise_l2(stack) / len(keys)
-        if k in score_keys:
-            score += mother.kurtosis_score([stack])
+    if generalization:  # continued pre-training: MoTHer only (artefact and merge checks assume specialisation)
+        dist = _l2_distances(ids, keys, indexes, loader)
+        score = sum(mother.kurtosis_score([_stack(ids, k, indexes, loader).reshape(len(ids), -1)]) for k in score_keys)
+        labels, parent = mother.recover_graph(dist, score, n_trees, generalization, c)
+        parents = [[int(p)] if p >= 0 else [] for p in parent]
+        return ModelGraph(ids, labels, parent, score, dist, parents, ["fine-tune" if p else "" for p in parents],
+                          np.full(len(ids), np.nan))
+    dist = None
     if ids[0] in loader.adapters:
         layers = sorted(loader.updates[ids[0]])
         dist = mother.lora_rank_distance([[tuple(t.numpy() for t in loader.updates[m][l]) for m in ids] for l in layers]).astype(np.float64)
-    labels, parent = mother.recover_graph(dist, score, n_trees, generalization, c)
-    return ModelGraph(ids, labels, parent, score, dist)
+    lin = lineage_graph.recover_lineage(ids, keys, lambda k: _stack(ids, k, indexes, loader), score_keys, n_trees,
+                                        calibrator, c, distance=dist, progress=len(ids) > 200)
+    return ModelGraph(ids, lin.tree, lin.parent, lin.score, lin.dist, lin.parents, lin.edge_type, lin.confidence,
+                      lin.placed_by, lin.features)
+
+
+def _stack(ids, key, indexes, loader: _Loader) -> np.ndarray:
+    """Layer ``key`` of every model, (n, ...) float32 (adapters merged in float64 first)."""
+    return np.stack([loader.layer(m, key, indexes[m]).float().numpy() for m in ids])
+
+
+def _l2_distances(ids, keys, indexes, loader: _Loader) -> np.ndarray:
+    return sum(mother.pairwise_l2(_stack(ids, k, indexes, loader).reshape(len(ids), -1)) for k in keys) / len(keys)
 
 
 def graph_to_networkx(g: ModelGraph) -> nx.DiGraph:
+    """Nodes: tree, is_root, kurtosis. Edges parent -> child: type, distance, extra_parent (all but a
+    merge's primary parent) and confidence (when calibrated)."""
     nxg = nx.DiGraph()
     for i, m in enumerate(g.model_ids):
-        nxg.add_node(m, cluster=int(g.cluster[i]), kurtosis=float(g.score[i]))
-    for c, p in enumerate(g.parent):
-        if p >= 0:
-            nxg.add_edge(g.model_ids[p], g.model_ids[c], distance=float(g.distance[p, c]))
+        nxg.add_node(m, tree=int(g.cluster[i]), is_root=not g.parents[i], kurtosis=float(g.score[i]))
+    for c, ps in enumerate(g.parents):
+        for k, p in enumerate(ps):
+            attrs = {"type": g.edge_type[c], "distance": float(g.distance[p, c]), "extra_parent": k > 0}
+            if np.isfinite(g.confidence[c]):
+                attrs["confidence"] = float(g.confidence[c])
+            nxg.add_edge(g.model_ids[p], g.model_ids[c], **attrs)
     return nxg
 
 
@@ -187,7 +242,8 @@ def save_graph(g: ModelGraph, out_dir: str | Path) -> list[Path]:
     out_dir = Path(out_dir)
     nxg = graph_to_networkx(g)
     payload = {"nodes": [{"id": n, **d} for n, d in nxg.nodes(data=True)],
-               "edges": [{"parent": u, "child": v, **d} for u, v, d in nxg.edges(data=True)]}
+               "edges": [{"parent": u, "child": v, **d} for u, v, d in nxg.edges(data=True)],
+               "trees": [{"tree": t, "root": r} for t, r in sorted(g.roots().items())]}
     written = [atomic.write_json(out_dir / "graph.json", payload)]
     with atomic.atomic_path(out_dir / "graph.graphml") as tmp:
         nx.write_graphml(nxg, tmp)
@@ -227,8 +283,13 @@ def main(argv: list[str] | None = None) -> int:
             out = Path(args.out or Path(args.folder) / "mother") / (f"group{i}" if len(graphs) > 1 else "")
             save_graph(g, out)
             print(f"{len(g.model_ids)} models, {len(set(g.cluster))} tree(s); wrote {out}/graph.json, graph.graphml, tree.png")
-            for parent, child in g.edges():
-                print(f"  {parent} -> {child}")
+            for c, ps in enumerate(g.parents):
+                for k, p in enumerate(ps):
+                    conf = f", confidence {g.confidence[c]:.2f}" if np.isfinite(g.confidence[c]) else ""
+                    extra = " (extra parent)" if k else ""
+                    print(f"  {g.model_ids[p]} -> {g.model_ids[c]}: {g.edge_type[c]}{conf}{extra}")
+            for t, r in sorted(g.roots().items()):
+                print(f"  tree {t}: root {r}")
             if args.truth:
                 print(f"edge accuracy vs {args.truth}: {score_against_truth(g, args.truth):.3f}")
     except (RecoverError, zoo.ZooError) as exc:
