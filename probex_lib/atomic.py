@@ -50,6 +50,11 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
     return Path(path)
 
 
+def json_text(obj: Any) -> str:
+    """``obj`` as indented JSON, keys sorted (reruns give identical bytes); NaN is refused."""
+    return json.dumps(obj, indent=2, sort_keys=True, default=_jsonable, allow_nan=False) + "\n"
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> Path:
     """Atomically write ``obj`` as indented JSON (keys sorted, so reruns give identical bytes)."""
     return write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_jsonable) + "\n")

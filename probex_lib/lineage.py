@@ -8,7 +8,7 @@ of two or more models, and LoRA fine-tunes. This module recognises those from th
   recognised by a per-model signature (every tensor survives ``t.half().float()``; exact zeros
   appear; every row lies on a uniform grid of 2^b levels) and then verified against the nearest
   model that lacks the signature (fp16: within half an fp16 ulp of it; pruned: equal to it wherever
-  not zero; quantised: within one grid step). The type fixes the direction: the artefact is the child;
+  not zero; quantised: within one step of its own grid). The type fixes the direction: the artefact is the child;
 * **merges**: a model that is an affine combination of 2 or 3 other models, found from squared
   distances alone (its residual after projecting onto their affine hull is ~0; weights >= -0.05);
   a merge has 2+ parents, the one of largest weight first;
@@ -88,6 +88,14 @@ def on_quant_grid(x: np.ndarray) -> np.ndarray:
     min-max (min + k·(max-min)/(2^b-1)), b in QUANT_BITS. A tensor with one distinct value counts."""
     x = np.asarray(x, dtype=np.float64)
     out = np.zeros(len(x), dtype=bool)
+    for fits, _ in _grids(x):
+        out |= fits.reshape(len(x), -1).all(1)
+    return out
+
+
+def _grids(x: np.ndarray):
+    """For each grid :func:`on_quant_grid` recognises, (fits, step), both (n, rows, 1) per row or
+    (n, 1, 1) per tensor: does the row (tensor) of x (n, rows, cols) lie on it, and its step."""
     for per_row in (True, False):
         v = x if per_row else x.reshape(len(x), 1, -1)
         amax = np.abs(v).max(-1, keepdims=True)
@@ -96,9 +104,7 @@ def on_quant_grid(x: np.ndarray) -> np.ndarray:
             for origin, step in ((0.0, amax / (2 ** (b - 1) - 1)), (lo, (hi - lo) / (2**b - 1))):
                 safe = np.where(step > 0, step, 1.0)
                 k = (v - origin) / safe
-                ok = (np.abs(k - np.round(k)) <= GRID_TOL) | (step == 0)
-                out |= ok.reshape(len(x), -1).all(1)
-    return out
+                yield ((np.abs(k - np.round(k)) <= GRID_TOL) | (step == 0)).all(-1, keepdims=True), step
 
 
 def lossy_kind(sig: Signature, i: int) -> str:
@@ -118,7 +124,8 @@ def verify_artefact(kind: str, source: np.ndarray, child: np.ndarray) -> bool:
 
     fp16: within half an fp16 ulp of the source everywhere; pruned: equal to the source wherever not
     zero (the share of new zeros is checked on the whole model's :class:`Signature`); quantised: within
-    one grid step of the source (the step bounded by max|x| / 7 of each row, the coarsest grid recognised)."""
+    one grid step of the source, the step of the coarsest grid each row of the child lies on (rounding
+    to the nearest level moves a weight by half a step; a row on no grid has step 0)."""
     s, c = np.asarray(source, np.float64), np.asarray(child, np.float64)
     if s.shape != c.shape:
         return False
@@ -128,9 +135,11 @@ def verify_artefact(kind: str, source: np.ndarray, child: np.ndarray) -> bool:
         nz = c != 0
         return bool(np.allclose(c[nz], s[nz], rtol=1e-6, atol=0))
     if kind == "quantised":
-        m = as_matrices(s[None])[0]
-        step = np.abs(m).max(-1, keepdims=True) / 7 + 1e-12
-        return bool((np.abs(as_matrices(c[None])[0] - m) <= step).all())
+        m, q = as_matrices(s[None]), as_matrices(c[None])
+        step = np.zeros((*q.shape[:2], 1))
+        for fits, h in _grids(q):
+            step = np.where(fits, np.maximum(step, h), step)
+        return bool((np.abs(q - m) <= (1 + GRID_TOL) * step).all())
     raise ValueError(f"unknown artefact type {kind!r}; valid: {list(ARTEFACT_TYPES)}")
 
 
@@ -229,16 +238,22 @@ def _segment_pair(d2: np.ndarray, t: int, others: np.ndarray) -> tuple[int, int]
     return int(others[a]), int(others[b])
 
 
-def merge_children(dist: np.ndarray, merges: dict[int, list[int]], candidates: Sequence[int]) -> dict[int, int]:
+def merge_children(dist: np.ndarray, merges: dict[int, list[int]], candidates: Sequence[int],
+                   score: np.ndarray | None = None) -> dict[int, int]:
     """{model: merge} for each candidate whose nearest model (dist: (n, n)) is a merge it is not a
-    parent of: the fine-tunes of a merge. (Their own descendants are left to MoTHer.)"""
+    parent of: the fine-tunes of a merge. (Their own descendants are left to MoTHer.)
+
+    score: the kurtosis direction score (n,), if given: a candidate scoring above the merge is not
+    its fine-tune (fine-tuning lowers kurtosis, MoTHer's prior) and is left to MoTHer. This keeps the
+    parent of two merged siblings in place: the uniform merge (p + (u1 + u2) / 2) lies nearer to p
+    (|u1 + u2| / 2) than either sibling does (|u_i|), so p's nearest model is the merge."""
     out = {}
     cand = np.asarray(candidates)
     for c in cand:
         row = dist[c].astype(np.float64).copy()
         row[c] = np.inf
         j = int(np.argmin(row))
-        if j in merges and c not in merges[j]:
+        if j in merges and c not in merges[j] and (score is None or score[c] <= score[j]):
             out[int(c)] = j
     return out
 
@@ -275,6 +290,7 @@ def is_low_rank_update(parent: Sequence[np.ndarray], child: Sequence[np.ndarray]
 # --------------------------------------------------------------------------- edge confidence
 
 
+TYPED_PLACEMENTS = (*ARTEFACT_TYPES, "merge", "merge-child")  # edges whose confidence is their type's rate
 CONFIDENCE_FEATURES = ("cost_margin", "relative_distance", "direction_agrees", "direction_margin", "log_cluster_size")
 
 
@@ -365,7 +381,7 @@ def fit_calibrator(feats: np.ndarray, right: np.ndarray, typed: Sequence[tuple[s
         lr = LogisticRegression(C=1.0, max_iter=1000).fit((feats - mean) / scale, right)
         w, b = lr.coef_[0], float(lr.intercept_[0])
     rate = {}
-    for t in sorted({t for t, _ in typed}):
+    for t in sorted({*TYPED_PLACEMENTS, *(t for t, _ in typed)}):  # a type the calibration never saw gets 1/2
         ok = [r for tt, r in typed if tt == t]
         rate[t] = (sum(ok) + 1) / (len(ok) + 2)
     return Calibrator(mean.tolist(), scale.tolist(), np.asarray(w).tolist(), float(b), rate, fitted_on)
@@ -434,7 +450,8 @@ def pair_test(feats: tuple[float, float], null: np.ndarray) -> PairTest:
 
 
 def permuted(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A copy of one layer (d_out, ...) with its rows and columns shuffled: the same weights with
-    their alignment to any other model destroyed (the no-null fallback of the pairwise test)."""
+    """A copy of one layer (d_out, ...), same shape, with its rows and the columns of its (d_out, rest)
+    matrix shuffled: the same weights with their alignment to any other model destroyed (the no-null
+    fallback of the pairwise test)."""
     m = as_matrices(np.asarray(x)[None])[0]
-    return m[rng.permutation(m.shape[0])][:, rng.permutation(m.shape[1])]
+    return m[rng.permutation(m.shape[0])][:, rng.permutation(m.shape[1])].reshape(np.shape(x))

@@ -17,7 +17,7 @@ skips the files it already has; ``truth.json`` is written last, so a view with i
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -26,28 +26,11 @@ import torch
 
 from . import atomic, mother_zoo, paths, profiles, zoo
 from .mother_exp import prune_l1, quantise
+from .profiles import LineageConfig
 
 ARTEFACTS = ("fp16", "int8", "int4c", "prune30", "prune60", "merge2", "merge3")
 TRUE_TYPE = {"fp16": "fp16", "int8": "quantised", "int4c": "quantised", "prune30": "pruned", "prune60": "pruned",
              "merge2": "merge", "merge3": "merge", "ft": "fine-tune", "lora": "lora", "average": "merge", "pretrain": "fine-tune"}
-
-
-@dataclass(frozen=True)
-class LineageConfig:
-    """Notebook 09. The held-out MoTHer dataset differs from notebook 06's (the calibration set) in its
-    seed, so its roots, tasks and hyperparameter draws are new; it keeps 06's model sizes."""
-
-    heldout_seed: int = 1
-    heldout_roots: int = 3
-    subsets: tuple[str, ...] = ("FT", "LoRA-V")  # the calibration view takes these too, plus its own LoRA-F / Mixed
-    calibration_subsets: tuple[str, ...] = ("FT", "LoRA-V", "LoRA-F", "Mixed")
-    merge_roots: int = 2
-    merge_children: int = 2
-    artefacts: tuple[str, ...] = ARTEFACTS  # one of each per tree
-    score_layers: str = r"attention\.(q|k|v|o)_proj"  # MoTHer's square attention matrices (06's choice for LoRA)
-    n_null_models: int = 0  # 0: every pair of models from different trees of the calibration view is a null pair
-    max_pairs: int = 4000  # pairs per kind scored in the pairwise evaluation (a random subset beyond)
-    seed: int = 0
 
 
 def heldout_mother_config(profile: str, cfg: LineageConfig) -> profiles.MotherConfig:

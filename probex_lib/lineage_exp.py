@@ -16,7 +16,8 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 from tqdm.auto import tqdm
 
-from . import lineage, recover, zoo
+from . import atomic, lineage, paths, recover, verdicts, zoo
+from .claims import Claim
 from .lineage import EDGE_TYPES
 from .lineage_data import LineageConfig, read_truth
 
@@ -60,6 +61,16 @@ def calibrate(table: pd.DataFrame, fitted_on: str) -> lineage.Calibrator:
              if b in ("artefact", "merge", "merge-child")]
     return lineage.fit_calibrator(mother_rows[list(lineage.CONFIDENCE_FEATURES)].to_numpy(), mother_rows["right"].to_numpy(),
                                   typed, fitted_on)
+
+
+def save_calibration(cal: lineage.Calibrator, profile: str) -> Path:
+    """Write the calibration to ``data/lineage/<profile>/edge_confidence.json``; a ``default`` run
+    also writes the one ``probex-recover`` and ``probex-describe`` ship with
+    (``probex_lib/resources/edge_confidence.json``, committed). Returns the data copy."""
+    out = atomic.write_json(paths.data_dir() / "lineage" / profile / "edge_confidence.json", cal.to_json())
+    if profile == "default":
+        atomic.write_json(recover.CALIBRATION, cal.to_json())
+    return out
 
 
 def confidence_numbers(table: pd.DataFrame) -> dict:
@@ -176,3 +187,29 @@ def pair_numbers(view: str | Path, null: np.ndarray, cfg: LineageConfig) -> tupl
         out[pos] = res
     out["derived_share"] = table.groupby("kind")["derived"].mean().to_dict()
     return out, table
+
+
+def pair_summary(pairs: dict) -> pd.DataFrame:
+    """One row per positive kind: AUCs against hard and easy negatives, counts, and the share of
+    each kind's pairs called "derived" (z >= 3 against the null)."""
+    rows = [{"positives": k, **pairs[k], "derived share": pairs["derived_share"].get(k, float("nan"))} for k in ("1-hop", "2-hop")]
+    rows += [{"positives": f"({k} negatives)", "derived share": pairs["derived_share"].get(k, float("nan"))} for k in ("hard", "easy")]
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- claims
+
+
+def judge09(conf: dict, types: dict, pairs: dict, figures: dict[str, str]) -> list[Claim]:
+    """The kit's lineage claims (rules in :mod:`probex_lib.verdicts`: K-type, K-conf, K-pair1, K-pair2)."""
+    out = [verdicts.judge("K-type", types, f"accuracy {types['accuracy']:.3f} over {types['n']} edges (majority type "
+                          f"{types['majority']:.3f}); lowest recall {min(types['recall'].values()):.2f} "
+                          f"({min(types['recall'], key=types['recall'].get)})", figures["types"]),
+           verdicts.judge("K-conf", {k: conf[k] for k in ("ece", "auc", "n_right", "n_wrong")},
+                          f"ECE {conf['ece']:.3f}, AUC {conf['auc']:.3f} over {conf['n_right'] + conf['n_wrong']} edges "
+                          f"({conf['accuracy']:.2f} right)", figures["reliability"], {"reliability": conf["reliability"]})]
+    for cid, pos in (("K-pair1", "1-hop"), ("K-pair2", "2-hop")):
+        p = pairs[pos]
+        out.append(verdicts.judge(cid, p, f"AUC {p['auc_hard']:.3f} vs hard ({p['n_hard']} pairs), {p['auc_easy']:.3f} vs easy; "
+                                  f"{p['n_pos']} {pos} pairs", figures["pairs"]))
+    return out

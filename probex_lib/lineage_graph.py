@@ -111,7 +111,7 @@ def recover_lineage(ids: Sequence[str], keys: Sequence[str], stack: Stack, score
 
     core = np.array([i for i in range(n) if i not in artefact])
     merges = lineage.find_merges(d2, core) if len(core) >= 3 else {}
-    adopted = lineage.merge_children(dist, merges, [i for i in core if i not in merges])
+    adopted = lineage.merge_children(dist, merges, [i for i in core if i not in merges], score)
     placed = np.array([i for i in core if i not in merges and i not in adopted], dtype=int)
 
     parents: list[list[int]] = [[] for _ in range(n)]

@@ -30,8 +30,12 @@ def use_style() -> None:
     })
 
 
-def _out(out_dir: str | Path | None) -> Path:
-    return Path(out_dir) if out_dir else paths.figures_dir()
+def out_dir(out: str | Path | None) -> Path:
+    """The folder figures and tables go to: ``out``, or ``figures/``."""
+    return Path(out) if out else paths.figures_dir()
+
+
+_out = out_dir
 
 
 def save_figure(fig: plt.Figure, name: str, out_dir: str | Path | None = None) -> list[Path]:

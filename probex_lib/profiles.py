@@ -232,6 +232,24 @@ class MotherConfig:
     seed: int = 0
 
 
+@dataclass(frozen=True)
+class LineageConfig:
+    """Notebook 09. The held-out MoTHer dataset differs from notebook 06's (the calibration set) in its
+    seed, so its roots, tasks and hyperparameter draws are new; it keeps 06's model sizes."""
+
+    heldout_seed: int = 1
+    heldout_roots: int = 3
+    subsets: tuple[str, ...] = ("FT", "LoRA-V")  # the calibration view takes these too, plus its own LoRA-F / Mixed
+    calibration_subsets: tuple[str, ...] = ("FT", "LoRA-V", "LoRA-F", "Mixed")
+    merge_roots: int = 2
+    merge_children: int = 2
+    artefacts: tuple[str, ...] = ("fp16", "int8", "int4c", "prune30", "prune60", "merge2", "merge3")  # one of each per tree (lineage_data)
+    score_layers: str = r"attention\.(q|k|v|o)_proj"  # MoTHer's square attention matrices (06's choice for LoRA)
+    null_pairs: int = 400  # unrelated pairs (different trees of the calibration view) forming the pairwise test's null
+    max_pairs: int = 4000  # pairs per kind scored in the pairwise evaluation (a random subset beyond)
+    seed: int = 0
+
+
 _SECTIONS: dict[str, dict[str, Any]] = {
     "motivation": {
         "smoke": MotivationConfig(
@@ -297,6 +315,11 @@ _SECTIONS: dict[str, dict[str, Any]] = {
             ft_images_per_class=(100, 250), ft_lrs=(1e-5, 3e-5, 1e-4), lora_lrs=(1e-4, 3e-4, 1e-3),
             timing_sizes=(100, 1000, 10000),
         ),
+    },
+    "lineage": {
+        "smoke": LineageConfig(heldout_roots=2, max_pairs=200),
+        "default": LineageConfig(),
+        "paper": LineageConfig(heldout_roots=5, subsets=("FT", "LoRA-V", "LoRA-F", "Mixed"), max_pairs=20000),
     },
     "aligned": {
         "smoke": AlignedConfig(epochs=6, r_u=4, r_v=4, r_t=8, layer_filter=("down_blocks.1.attentions.0.transformer_blocks.0.attn2",),

@@ -26,22 +26,18 @@ import argparse
 import json
 import re
 import sys
-from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
 import networkx as nx
 import numpy as np
-import torch
 
-from . import atomic, lineage, lineage_graph, lora, mother, paths, zoo
+from . import atomic, checkpoints, lineage, lineage_graph, mother, paths, zoo
 
 CALIBRATION = paths.REPO_ROOT / "probex_lib" / "resources" / "edge_confidence.json"
-_SHARD = re.compile(r"-\d{5}-of-\d{5}\.safetensors$")
 
 
-class RecoverError(ValueError):
-    """The folder cannot be recovered as asked; the message says which file or model and why."""
+RecoverError = checkpoints.CheckpointError  # the folder cannot be recovered as asked; the message says which file and why
 
 
 @dataclass(frozen=True)
@@ -58,7 +54,7 @@ class ModelGraph:
     parents: list[list[int]]
     edge_type: list[str]
     confidence: np.ndarray
-    placed_by: list[str] | None = None  # "mother", "artefact", "merge" or "" (root); None for generalisation
+    placed_by: list[str] | None = None  # "mother", "artefact", "merge", "merge-child" or "" (root); None for generalisation
     features: np.ndarray | None = None  # MoTHer edges' confidence features (n, F), NaN elsewhere
 
     def edges(self) -> list[tuple[str, str]]:
@@ -69,88 +65,66 @@ class ModelGraph:
         return {int(self.cluster[i]): m for i, m in enumerate(self.model_ids) if not self.parents[i]}
 
 
-def find_models(folder: str | Path) -> dict[str, list[Path]]:
-    """{model_id: files}: one entry per checkpoint file, or per folder of shards."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise RecoverError(f"{folder}: not a folder")
-    models: dict[str, list[Path]] = {}
-    for p in sorted(folder.rglob("*.safetensors")):
-        rel = p.relative_to(folder)
-        if _SHARD.search(p.name) or p.name in ("model.safetensors", *lora.LORA_FILENAMES):
-            key = rel.parent.as_posix() if rel.parent.as_posix() != "." else p.stem
-        else:
-            key = rel.with_suffix("").as_posix()
-        models.setdefault(key, []).append(p)
-    if not models:
-        raise RecoverError(f"{folder}: no .safetensors checkpoints found (searched all sub-folders)")
-    return models
+class Models:
+    """The models of one architecture group, read one layer of all models at a time."""
+
+    def __init__(self, entries: list[checkpoints.ModelEntry]):
+        self.entries = {e.id: e for e in entries}
+        self.ids = sorted(self.entries)
+        base_indexes: dict = {}
+        self.index = {}
+        for e in entries:
+            if e.kind == "adapter" and e.base_files not in base_indexes:
+                base_indexes[e.base_files] = checkpoints._files_index(e.base_files)
+            self.index[e.id] = checkpoints.tensor_index(e, base_indexes.get(e.base_files))
+        self.adapters = [m for m in self.ids if self.entries[m].kind == "adapter"]
+
+    def keys(self, exclude: str | None = None) -> list[str]:
+        """Shared tensors of 2+ dims (not matching ``exclude``), sorted."""
+        first = self.index[self.ids[0]]
+        return sorted(k for k, (_, shape) in first.items() if len(shape) >= 2 and not (exclude and re.search(exclude, k)))
+
+    def stack(self, key: str) -> np.ndarray:
+        """Layer ``key`` of every model, (n, ...) float32 (adapters merged in float64 first)."""
+        return np.stack([checkpoints.read_tensor(self.entries[m], key, self.index[m]).float().numpy() for m in self.ids])
 
 
-def _is_adapter(files: list[Path]) -> bool:
-    return any(f.name in lora.LORA_FILENAMES for f in files)
-
-
-def _index(files: list[Path]) -> dict[str, tuple[Path, tuple[int, ...]]]:
-    """{tensor name: (file holding it, shape)} from validated headers only (no tensor is read)."""
-    index: dict[str, tuple[Path, tuple[int, ...]]] = {}
-    for f in files:
-        header, _ = zoo.read_header(f)
-        index.update({k: (f, tuple(info["shape"])) for k, info in header.items()})
-    return index
-
-
-def _read_adapter(path: Path, base: dict[str, tuple[Path, tuple[int, ...]]]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    """{base weight name: (B, A)} of one adapter, read once; each update must fit its base weight."""
-    updates = {}
-    for layer, (b, a) in lora.lora_layers(path).items():
-        key = next((k for k in (f"{layer}.weight", layer.removeprefix("base_model.model.") + ".weight") if k in base), None)
-        if key is None:
-            raise RecoverError(f"{path}: adapter layer {layer!r} has no matching weight in the base checkpoint")
-        if base[key][1] != (b.shape[0], a.shape[1]):
-            raise RecoverError(f"{path}: adapter layer {layer!r} is {b.shape[0]}x{a.shape[1]}, base weight {key!r} is {base[key][1]}")
-        updates[key] = (b.double(), a.double())
-    return updates
+def load_models(inputs, base: str | Path | None = None, split_by_architecture: bool = False,
+                exclude: str | None = None) -> list[Models]:
+    """Discover the checkpoints under ``inputs`` (:func:`probex_lib.checkpoints.discover`) and group
+    them by architecture (tensors matching regex ``exclude`` ignored): one :class:`Models` per
+    group; several groups are an error unless ``split_by_architecture``."""
+    entries = checkpoints.discover(inputs, base)
+    kinds = {e.kind for e in entries}
+    if len(kinds) > 1:
+        adapters = sorted(e.id for e in entries if e.kind == "adapter")
+        raise RecoverError(f"{inputs}: mixes LoRA adapters ({adapters[:3]} ...) and full checkpoints; recover them separately "
+                           f"(the adapters with --base)")
+    groups = checkpoints.architecture_groups(entries, exclude)
+    if len(groups) > 1 and not split_by_architecture:
+        raise RecoverError(f"{inputs}: {checkpoints.mixed_architecture_error(groups)}; pass split_by_architecture=True "
+                           f"(--split-by-architecture) to recover each group, or --exclude REGEX to ignore differing tensors (heads)")
+    if len(groups) > 1:
+        print(f"splitting {len(entries)} models into {len(groups)} architecture groups", file=sys.stderr)
+    by_id = {e.id: e for e in entries}
+    return [Models([by_id[m] for m in ids]) for ids in groups.values()]
 
 
 def recover(folder: str | Path, n_trees: int | None = None, base: str | Path | None = None,
             score_layers: str | None = None, generalization: bool = False, c: float = 0.3,
-            split_by_architecture: bool = False, calibration: str | Path | None = CALIBRATION) -> list[ModelGraph]:
+            split_by_architecture: bool = False, calibration: str | Path | None = CALIBRATION,
+            exclude: str | None = None) -> list[ModelGraph]:
     """Recover the Model Graph(s) of the checkpoints under ``folder``.
 
     n_trees: number of Model Trees if known, else chosen from the dendrogram.
     score_layers: regex of the layers whose kurtosis gives the direction (default: all 2-D+).
+    exclude: regex of tensors to ignore (e.g. ``^classifier`` for heads of different sizes).
     Returns one ModelGraph per architecture group (one unless ``split_by_architecture``).
     Memory: one layer of all models at a time, never whole checkpoints.
     """
-    found = find_models(folder)
-    adapters = {k for k, files in found.items() if _is_adapter(files)}
-    if adapters and len(adapters) != len(found):
-        raise RecoverError(f"{folder}: mixes LoRA adapters ({sorted(adapters)[:3]} ...) and full checkpoints; recover them separately")
-    if adapters and base is None:
-        raise RecoverError(f"{folder}: {sorted(adapters)[0]!r} is a LoRA adapter without its base; pass the base checkpoint (--base)")
-    base_index = _index([Path(base)]) if base else {}
-    updates = {mid: _read_adapter(found[mid][0], base_index) for mid in sorted(adapters)}
-    if updates:
-        first = next(iter(updates))
-        for mid, up in updates.items():
-            if set(up) != set(updates[first]):
-                raise RecoverError(f"{found[mid][0]}: adapts layers {sorted(set(up) ^ set(updates[first]))[:4]} differently "
-                                   f"from {first!r}; all adapters must adapt the same layers")
-    indexes = {mid: base_index if mid in adapters else _index(files) for mid, files in found.items()}
-
-    groups: dict[tuple, list[str]] = defaultdict(list)
-    for mid, index in indexes.items():
-        groups[tuple(sorted((k, shape) for k, (_, shape) in index.items()))].append(mid)
-    if len(groups) > 1 and not split_by_architecture:
-        desc = "; ".join(f"{len(ids)} model(s) like {ids[0]!r}" for ids in groups.values())
-        raise RecoverError(f"{folder}: checkpoints of {len(groups)} different architectures ({desc}); "
-                           f"pass split_by_architecture=True (--split-by-architecture) to recover each group")
-    if len(groups) > 1:
-        print(f"splitting {len(indexes)} models into {len(groups)} architecture groups", file=sys.stderr)
-    loader = _Loader(updates)
+    groups = load_models(folder, base, split_by_architecture, exclude)
     cal = load_calibration(calibration)
-    return [_recover_group(sorted(ids), indexes, loader, n_trees, score_layers, generalization, c, cal) for ids in groups.values()]
+    return [_recover_group(g, n_trees, score_layers, generalization, c, cal, exclude) for g in groups]
 
 
 def load_calibration(path: str | Path | None) -> lineage.Calibrator | None:
@@ -170,54 +144,35 @@ def load_calibration(path: str | Path | None) -> lineage.Calibrator | None:
         raise RecoverError(f"{path}: not an edge-confidence calibration ({exc})") from exc
 
 
-class _Loader:
-    """Loads one layer of one model: from its checkpoint, or base weight + B @ A for adapters."""
-
-    def __init__(self, updates: dict[str, dict[str, tuple[torch.Tensor, torch.Tensor]]]):
-        self.updates = updates  # adapter model id -> {base weight name: (B, A)}
-        self.adapters = set(updates)
-
-    def layer(self, mid: str, key: str, index: dict[str, tuple[Path, tuple[int, ...]]]) -> torch.Tensor:
-        t = zoo.load_tensors(index[key][0], [key])[key].double()
-        if key in self.updates.get(mid, {}):
-            b, a = self.updates[mid][key]
-            t = t + b @ a
-        return t
-
-
-def _recover_group(ids, indexes, loader: _Loader, n_trees, score_layers, generalization, c,
-                   calibrator: lineage.Calibrator | None = None) -> ModelGraph:
+def _recover_group(models: Models, n_trees, score_layers, generalization, c,
+                   calibrator: lineage.Calibrator | None = None, exclude: str | None = None) -> ModelGraph:
+    ids = models.ids
     if len(ids) < 2:
         raise RecoverError(f"only one model ({ids[0]!r}): a Model Graph needs at least two")
-    first = indexes[ids[0]]
-    keys = sorted(k for k, (_, shape) in first.items() if len(shape) >= 2)
+    keys = models.keys(exclude)
     score_keys = [k for k in keys if not score_layers or re.search(score_layers, k)]
     if not score_keys:
         raise RecoverError(f"no layer matches score_layers={score_layers!r}; 2-D layers include {keys[:5]}")
     if generalization:  # continued pre-training: MoTHer only (artefact and merge checks assume specialisation)
-        dist = _l2_distances(ids, keys, indexes, loader)
-        score = sum(mother.kurtosis_score([_stack(ids, k, indexes, loader).reshape(len(ids), -1)]) for k in score_keys)
+        dist = sum(mother.pairwise_l2(models.stack(k).reshape(len(ids), -1)) for k in keys) / len(keys)
+        score = sum(mother.kurtosis_score([models.stack(k).reshape(len(ids), -1)]) for k in score_keys)
         labels, parent = mother.recover_graph(dist, score, n_trees, generalization, c)
         parents = [[int(p)] if p >= 0 else [] for p in parent]
         return ModelGraph(ids, labels, parent, score, dist, parents, ["fine-tune" if p else "" for p in parents],
                           np.full(len(ids), np.nan))
     dist = None
-    if ids[0] in loader.adapters:
-        layers = sorted(loader.updates[ids[0]])
-        dist = mother.lora_rank_distance([[tuple(t.numpy() for t in loader.updates[m][l]) for m in ids] for l in layers]).astype(np.float64)
-    lin = lineage_graph.recover_lineage(ids, keys, lambda k: _stack(ids, k, indexes, loader), score_keys, n_trees,
-                                        calibrator, c, distance=dist, progress=len(ids) > 200)
+    if models.adapters:
+        updates = {m: checkpoints.lora_updates(models.entries[m], models.index[m]) for m in ids}
+        layers = sorted(updates[ids[0]])
+        for m in ids:
+            if set(updates[m]) != set(layers):
+                raise RecoverError(f"{models.entries[m].files[0]}: adapts layers {sorted(set(updates[m]) ^ set(layers))[:4]} "
+                                   f"differently from {ids[0]!r}; all adapters must adapt the same layers")
+        dist = mother.lora_rank_distance([[tuple(t.numpy() for t in updates[m][l]) for m in ids] for l in layers]).astype(np.float64)
+    lin = lineage_graph.recover_lineage(ids, keys, models.stack, score_keys, n_trees, calibrator, c, distance=dist,
+                                        progress=len(ids) > 200)
     return ModelGraph(ids, lin.tree, lin.parent, lin.score, lin.dist, lin.parents, lin.edge_type, lin.confidence,
                       lin.placed_by, lin.features)
-
-
-def _stack(ids, key, indexes, loader: _Loader) -> np.ndarray:
-    """Layer ``key`` of every model, (n, ...) float32 (adapters merged in float64 first)."""
-    return np.stack([loader.layer(m, key, indexes[m]).float().numpy() for m in ids])
-
-
-def _l2_distances(ids, keys, indexes, loader: _Loader) -> np.ndarray:
-    return sum(mother.pairwise_l2(_stack(ids, k, indexes, loader).reshape(len(ids), -1)) for k in keys) / len(keys)
 
 
 def graph_to_networkx(g: ModelGraph) -> nx.DiGraph:
@@ -274,11 +229,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--score-layers", default=None, help="regex of layers for the kurtosis direction score")
     ap.add_argument("--generalization", action="store_true", help="edges are generalisation (continued pre-training)")
     ap.add_argument("--split-by-architecture", action="store_true")
+    ap.add_argument("--exclude", default=None, help="regex of tensors to ignore (e.g. '^classifier' for heads of different sizes)")
+    ap.add_argument("--calibration", default=str(CALIBRATION), help="edge-confidence calibration JSON ('' for none)")
     ap.add_argument("--truth", default=None, help="JSON {model_id: parent_id or null} to score the recovery")
     args = ap.parse_args(argv)
     try:
         graphs = recover(args.folder, args.n_trees, args.base, args.score_layers, args.generalization,
-                         split_by_architecture=args.split_by_architecture)
+                         split_by_architecture=args.split_by_architecture, calibration=args.calibration or None,
+                         exclude=args.exclude)
         for i, g in enumerate(graphs):
             out = Path(args.out or Path(args.folder) / "mother") / (f"group{i}" if len(graphs) > 1 else "")
             save_graph(g, out)
@@ -292,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  tree {t}: root {r}")
             if args.truth:
                 print(f"edge accuracy vs {args.truth}: {score_against_truth(g, args.truth):.3f}")
-    except (RecoverError, zoo.ZooError) as exc:
+    except (RecoverError, zoo.ZooError) as exc:  # RecoverError is checkpoints.CheckpointError
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

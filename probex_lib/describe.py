@@ -1,0 +1,196 @@
+"""``probex-describe FOLDER``: an atlas of a folder of checkpoints.
+
+Recovers the lineage (:func:`probex_lib.recover.recover`: trees, roots, edge types, confidences),
+routes each model to a saved ProbeX tree expert when one fits (:mod:`probex_lib.expert_store`:
+the model's layer within that tree's training spread) and writes, as one unit (every file is
+staged first, then all are renamed; a failure leaves the folder as it was):
+
+* ``atlas.json``: models (tree, parents, children, files, metadata, declared base model, expert
+  prediction) and edges (type, confidence, distance, extra_parent);
+* ``atlas.html``: the interactive page (:mod:`probex_lib.atlas_html`; offline, plotly inlined);
+* ``cards/<id>.md``: a model-card draft per model (what the weights say beside what the model
+  declares);
+* ``graph.json`` / ``graph.graphml`` (as ``probex-recover``; per architecture group ``group<k>/``).
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import re
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from . import atlas_html, atomic, checkpoints, expert_store, recover, zoo
+
+FORMAT_VERSION = 1
+MAX_META_CHARS = 300  # a metadata value longer than this is cut in the atlas (the file keeps it whole)
+
+
+class DescribeError(ValueError):
+    """The atlas cannot be made as asked; the message names the file and why."""
+
+
+def load_experts(paths_: Sequence[str | Path]) -> list[expert_store.TreeExpert]:
+    return [expert_store.load_tree_expert(p) for p in paths_]
+
+
+def route_experts(models: recover.Models, experts: Sequence[expert_store.TreeExpert]) -> list[dict | None]:
+    """Per model (models.ids order): the prediction of the nearest expert whose router accepts it
+    (:func:`expert_store.predict_classes`), else None. An expert whose layer the models lack or
+    have in another shape is an error naming the expert file."""
+    best: list[tuple[float, dict] | None] = [None] * len(models.ids)
+    index = models.index[models.ids[0]]
+    for ex in experts:
+        if ex.layer not in index:
+            raise DescribeError(f"{ex.path}: expert of tree {ex.tree!r} reads layer {ex.layer!r}, which these models do not have "
+                                f"(e.g. {sorted(index)[:3]})")
+        shape = index[ex.layer][1]
+        if tuple(shape) != tuple(ex.layer_shape):
+            raise DescribeError(f"{ex.path}: expert of tree {ex.tree!r} reads {ex.layer!r} of shape {tuple(ex.layer_shape)}, "
+                                f"these models have {tuple(shape)}")
+        stack = torch.from_numpy(models.stack(ex.layer))
+        for i in range(len(models.ids)):
+            p = expert_store.predict_classes(ex, stack[i])
+            if p is not None and (best[i] is None or p.distance / max(p.spread, 1e-12) < best[i][0]):
+                best[i] = (p.distance / max(p.spread, 1e-12), {"expert": str(p.path), "tree": p.tree, "distance": p.distance,
+                                                             "spread": p.spread, "classes": list(p.classes)})
+    return [b[1] if b else None for b in best]
+
+
+def _meta(entry: checkpoints.ModelEntry) -> dict[str, str]:
+    return {k: (v if len(v) <= MAX_META_CHARS else v[:MAX_META_CHARS] + " ...") for k, v in sorted(entry.metadata.items())}
+
+
+def _finite(x: float) -> float | None:
+    return float(x) if math.isfinite(float(x)) else None
+
+
+def build_atlas(folder: str | Path, groups: Sequence[tuple[recover.Models, recover.ModelGraph]],
+                experts: Sequence[expert_store.TreeExpert] = (), title: str | None = None) -> dict:
+    """The atlas dict (``atlas.json``) of recovered groups; tree ids are made unique across groups."""
+    models, edges, trees = [], [], []
+    offset = 0
+    for mods, g in groups:
+        routed = route_experts(mods, experts) if experts else [None] * len(g.model_ids)
+        children: dict[int, list[str]] = {}
+        for c, ps in enumerate(g.parents):
+            for p in ps:
+                children.setdefault(p, []).append(g.model_ids[c])
+        for i, m in enumerate(g.model_ids):
+            e = mods.entries[m]
+            models.append({"id": m, "tree": int(g.cluster[i]) + offset, "is_root": not g.parents[i],
+                           "parents": [g.model_ids[p] for p in g.parents[i]], "children": sorted(children.get(i, [])),
+                           "files": [str(f) for f in e.files], "metadata": _meta(e), "declared_base_model": e.declared_base,
+                           "kurtosis": float(g.score[i]), "expert": routed[i], "kind": e.kind,
+                           "placed_by": g.placed_by[i] if g.placed_by else ("mother" if g.parents[i] else "")})
+            for k, p in enumerate(g.parents[i]):
+                edges.append({"parent": g.model_ids[p], "child": m, "type": g.edge_type[i],
+                              "confidence": _finite(g.confidence[i]), "distance": float(g.distance[p, i]), "extra_parent": k > 0})
+        for t, root in sorted(g.roots().items()):
+            trees.append({"id": t + offset, "root": root, "n_models": int((g.cluster == t).sum())})
+        offset += int(g.cluster.max()) + 1
+    return {"format_version": FORMAT_VERSION, "title": title or f"Model atlas of {Path(folder).name}", "folder": str(folder),
+            "models": models, "edges": edges, "trees": trees}
+
+
+def model_card(atlas: dict, model: dict) -> str:
+    """A Markdown model-card draft: what the weights say (parent, type, confidence, tree, children,
+    expert classes) beside what the model declares (its base_model)."""
+    mid = model["id"]
+    by_child = [e for e in atlas["edges"] if e["child"] == mid]
+    parent = model["parents"][0] if model["parents"] else None
+    lines = ["---", f"# draft written by probex-describe from the weights alone; check it before publishing"]
+    lines.append(f"base_model: {parent}" if parent else "# base_model: none (a root of the recovered lineage)")
+    lines += ["---", "", f"# {mid}", "", "| | |", "|---|---|"]
+    root = next((t["root"] for t in atlas["trees"] if t["id"] == model["tree"]), "?")
+    lines.append(f"| tree | {model['tree']} (root `{root}`) |")
+    if by_child:
+        for e in by_child:
+            conf = "n/a" if e["confidence"] is None else f"{e['confidence']:.2f}"
+            extra = " (extra merge parent)" if e["extra_parent"] else ""
+            lines.append(f"| parent (from the weights) | `{e['parent']}`: {e['type']}, confidence {conf}{extra} |")
+    else:
+        lines.append("| parent (from the weights) | none: a root |")
+    declared = model["declared_base_model"]
+    if declared:
+        agree = "agrees" if parent and (declared == parent or declared.rstrip("/").split("/")[-1] == parent.split("/")[-1]) else "differs"
+        lines.append(f"| base_model (declared by the model) | `{declared}` ({agree} with the weights) |")
+    else:
+        lines.append("| base_model (declared by the model) | none declared |")
+    lines.append(f"| children | {', '.join(f'`{c}`' for c in model['children']) or 'none'} |")
+    lines.append(f"| files | {', '.join(f'`{f}`' for f in model['files'])} |")
+    ex = model.get("expert")
+    lines += ["", "## Training classes (ProbeX tree expert)", ""]
+    if ex:
+        lines.append(f"Routed to the expert of tree `{ex['tree']}` (distance {ex['distance']:.3g} within its training "
+                     f"spread {ex['spread']:.3g}). Predicted training classes: {', '.join(ex['classes']) or 'none above 0.5'}.")
+    else:
+        lines.append("No saved expert routes here (no expert given, or the model is outside every expert's training spread).")
+    if model["metadata"]:
+        lines += ["", "## Metadata in the checkpoint", "", "| key | value |", "|---|---|"]
+        lines += [f"| {k} | {str(v).replace('|', '/')} |" for k, v in model["metadata"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def card_name(mid: str) -> str:
+    """A file name for a model id (path separators and odd characters become '_')."""
+    return re.sub(r"[^A-Za-z0-9._+-]", "_", mid) + ".md"
+
+
+def describe(folder: str | Path, out: str | Path | None = None, experts: Sequence[str | Path] = (), base: str | Path | None = None,
+             n_trees: int | None = None, score_layers: str | None = None, exclude: str | None = None,
+             calibration: str | Path | None = recover.CALIBRATION, split_by_architecture: bool = False,
+             title: str | None = None) -> tuple[dict, list[Path]]:
+    """Recover, route and write the atlas of ``folder`` to ``out`` (default ``<folder>/atlas``).
+    Returns (the atlas dict, the files written)."""
+    out = Path(out or Path(folder) / "atlas")
+    exps = load_experts(experts)
+    groups = recover.load_models(folder, base, split_by_architecture, exclude)
+    cal = recover.load_calibration(calibration)
+    graphs = [(m, recover._recover_group(m, n_trees, score_layers, False, 0.3, cal, exclude)) for m in groups]
+    atlas = build_atlas(folder, graphs, exps, title)
+    files = {out / "atlas.json": atomic.json_text(atlas), out / "atlas.html": atlas_html.render(atlas)}
+    names = {}
+    for m in atlas["models"]:
+        name = card_name(m["id"])
+        if name in names:
+            raise DescribeError(f"models {names[name]!r} and {m['id']!r} get the same card file name {name!r}")
+        names[name] = m["id"]
+        files[out / "cards" / name] = model_card(atlas, m)
+    written = atomic.write_many(files)
+    for k, (_, g) in enumerate(graphs):
+        written += recover.save_graph(g, out / (f"group{k}" if len(graphs) > 1 else ""))
+    return atlas, written
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="probex-describe", description="An atlas of a folder of checkpoints: recovered lineage "
+                                 "(trees, roots, edge types, confidences), ProbeX expert predictions, model-card drafts.")
+    ap.add_argument("folder")
+    ap.add_argument("--out", default=None, help="output folder (default: <folder>/atlas)")
+    ap.add_argument("--expert", action="append", default=[], help="a saved ProbeX tree expert (.safetensors); repeatable")
+    ap.add_argument("--base", default=None, help="base checkpoint of LoRA adapters (if their config does not name one in the folder)")
+    ap.add_argument("--n-trees", type=int, default=None)
+    ap.add_argument("--score-layers", default=None, help="regex of layers for the kurtosis direction score")
+    ap.add_argument("--exclude", default=None, help="regex of tensors to ignore (e.g. '^classifier')")
+    ap.add_argument("--split-by-architecture", action="store_true")
+    ap.add_argument("--calibration", default=str(recover.CALIBRATION), help="edge-confidence calibration JSON ('' for none)")
+    ap.add_argument("--title", default=None)
+    args = ap.parse_args(argv)
+    try:
+        atlas, written = describe(args.folder, args.out, args.expert, args.base, args.n_trees, args.score_layers, args.exclude,
+                                  args.calibration or None, args.split_by_architecture, args.title)
+    except (DescribeError, recover.RecoverError, zoo.ZooError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    kinds: dict[str, int] = {}
+    for e in atlas["edges"]:
+        kinds[e["type"]] = kinds.get(e["type"], 0) + 1
+    routed = sum(m["expert"] is not None for m in atlas["models"])
+    print(f"{len(atlas['models'])} models, {len(atlas['trees'])} tree(s), edges: "
+          + ", ".join(f"{v} {k}" for k, v in sorted(kinds.items())) + f"; {routed} routed to an expert")
+    print(f"wrote {written[0].parent}/atlas.html, atlas.json, cards/ ({len(atlas['models'])} model cards), graph.json")
+    return 0
