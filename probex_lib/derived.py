@@ -1,7 +1,8 @@
 """``probex-lineage A B [--null FOLDER_OR_FILES ...]``: is B derived from A (either direction)?
 
 The pair's score (:func:`probex_lib.lineage.pair_score`: log distance and log effective rank of
-B - A, each standardised against the null, summed; higher = more derived) is compared with the
+B - A, each standardised against the null, in a weighted sum whose weights notebook 09 fits on the
+kit's MoTHer dataset and ships in ``probex_lib/resources/edge_confidence.json``; higher = more derived) is compared with the
 scores of the null pairs: its z-score and percentile among them. The verdict is ``derived`` when
 z >= 3 (one-sided p about 0.001 under a normal null), else ``not derived``.
 
@@ -52,7 +53,7 @@ def _layers(e: checkpoints.ModelEntry, keys: Sequence[str]) -> list[np.ndarray]:
 
 def test_pair(a: str | Path, b: str | Path, null: Sequence[str | Path] = (), exclude: str | None = None,
               max_layers: int = MAX_LAYERS, n_permutations: int = N_PERMUTATIONS, max_null_pairs: int = MAX_NULL_PAIRS,
-              seed: int = 0) -> dict:
+              seed: int = 0, calibration: str | Path | None = recover.CALIBRATION) -> dict:
     """The verdict on "is B derived from A" as a JSON-able dict (see module doc)."""
     ea, eb = _one(a, "A"), _one(b, "B")
     sa, sb = _shapes(ea), _shapes(eb)
@@ -88,12 +89,15 @@ def test_pair(a: str | Path, b: str | Path, null: Sequence[str | Path] = (), exc
         feats = np.array([lineage.pair_features(xa, [lineage.permuted(x, rng) for x in xb]) for _ in range(n_permutations)])
         null_desc = (f"{n_permutations} neuron-permuted copies of B (B's weights with their alignment to A destroyed); "
                      f"pass --null with unrelated models of this architecture for a sharper test")
-    t = lineage.pair_test(lineage.pair_features(xa, xb), feats)
+    cal = recover.load_calibration(calibration) if calibration else None
+    weights = cal.pair_weights if cal else (1.0, 1.0)
+    t = lineage.pair_test(lineage.pair_features(xa, xb), feats, weights)
     ka = float(mother.kurtosis_score([x.reshape(1, -1) for x in xa])[0])
     kb = float(mother.kurtosis_score([x.reshape(1, -1) for x in xb])[0])
     return {"a": str(a), "b": str(b), "verdict": t.verdict, "score": t.score, "z": t.z, "percentile": t.percentile,
             "n_null": t.n_null, "null": null_desc, "layers": len(keys), "log_distance": t.log_distance,
             "log_eff_rank": t.log_eff_rank, "rule": f"derived if z >= {lineage.DERIVED_Z:g} against the null",
+            "weights": list(weights), "weights_from": str(calibration) if cal else "equal weights (no calibration)",
             "direction": ("A -> B" if ka > kb else "B -> A") + " (MoTHer's kurtosis prior: the higher-kurtosis model is the "
                          "ancestor of a fine-tune; only meaningful if derived)"}
 
@@ -108,9 +112,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--exclude", default=None, help="regex of tensors to ignore (e.g. '^classifier')")
     ap.add_argument("--max-layers", type=int, default=MAX_LAYERS)
     ap.add_argument("--json", action="store_true", help="print the result as JSON")
+    ap.add_argument("--calibration", default=str(recover.CALIBRATION), help="calibration JSON with the score's weights "
+                    "('' for equal weights)")
     args = ap.parse_args(argv)
     try:
-        res = test_pair(args.a, args.b, args.null, args.exclude, args.max_layers)
+        res = test_pair(args.a, args.b, args.null, args.exclude, args.max_layers, calibration=args.calibration or None)
     except (LineageError, recover.RecoverError, zoo.ZooError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

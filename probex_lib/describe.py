@@ -10,7 +10,9 @@ staged first, then all are renamed; a failure leaves the folder as it was):
 * ``atlas.html``: the interactive page (:mod:`probex_lib.atlas_html`; offline, plotly inlined);
 * ``cards/<id>.md``: a model-card draft per model (what the weights say beside what the model
   declares);
-* ``graph.json`` / ``graph.graphml`` (as ``probex-recover``; per architecture group ``group<k>/``).
+* ``graph.json`` / ``graph.graphml`` (as ``probex-recover``; per architecture group ``group<k>/``);
+
+then ``tree.png`` / ``tree.pdf`` beside each ``graph.json`` (drawn after the unit is written).
 """
 from __future__ import annotations
 
@@ -160,9 +162,12 @@ def describe(folder: str | Path, out: str | Path | None = None, experts: Sequenc
             raise DescribeError(f"models {names[name]!r} and {m['id']!r} get the same card file name {name!r}")
         names[name] = m["id"]
         files[out / "cards" / name] = model_card(atlas, m)
+    graph_dirs = [out / (f"group{k}" if len(graphs) > 1 else "") for k in range(len(graphs))]
+    for (_, g), d in zip(graphs, graph_dirs):
+        files.update(recover.graph_files(g, d))
     written = atomic.write_many(files)
-    for k, (_, g) in enumerate(graphs):
-        written += recover.save_graph(g, out / (f"group{k}" if len(graphs) > 1 else ""))
+    for (_, g), d in zip(graphs, graph_dirs):
+        written += recover.save_tree_figure(g, d)
     return atlas, written
 
 

@@ -17,7 +17,8 @@ of two or more models, and LoRA fine-tunes. This module recognises those from th
 * **edge confidence**: a logistic model of an edge's margins in MoTHer's cost matrix, fitted on
   the kit's MoTHer dataset (:class:`Calibrator`, stored as JSON: never pickled);
 * **pairwise test**: is B derived from A? Log distance and log effective rank of B - A, each
-  standardised against a null of unrelated pairs, summed (:func:`pair_score`).
+  standardised against a null of unrelated pairs, in a weighted sum (:func:`pair_score`; the
+  weights fitted on the kit's MoTHer dataset, :func:`fit_pair_weights`).
 
 Shapes: a layer stack is (n_models, d_out, d_in) (convolutions are read as (d_out, d_in·k·k));
 distance matrices are (n, n); parent arrays index models, -1 for a root.
@@ -291,7 +292,10 @@ def is_low_rank_update(parent: Sequence[np.ndarray], child: Sequence[np.ndarray]
 
 
 TYPED_PLACEMENTS = (*ARTEFACT_TYPES, "merge", "merge-child")  # edges whose confidence is their type's rate
-CONFIDENCE_FEATURES = ("cost_margin", "relative_distance", "direction_agrees", "direction_margin", "log_cluster_size")
+# (a log cluster size was a fifth feature until the first held-out run: notebook 06's 5 trees have nearly equal
+# sizes, std 0.03 in log, so its weight extrapolated without support to trees of another size)
+CONFIDENCE_FEATURES = ("cost_margin", "relative_distance", "direction_agrees", "direction_margin")
+CALIBRATION_FORMAT = 2
 
 
 def edge_features(dist: np.ndarray, score: np.ndarray, labels: np.ndarray, parent: np.ndarray, cost: np.ndarray) -> np.ndarray:
@@ -301,7 +305,7 @@ def edge_features(dist: np.ndarray, score: np.ndarray, labels: np.ndarray, paren
     cost_margin: (cost of c's best other parent - cost of its chosen parent) / median within-cluster
     distance; relative_distance: D[p, c] / that median; direction_agrees: 1 if the parent's kurtosis is
     higher (MoTHer's fine-tuning prior), else 0; direction_margin: |score[p] - score[c]| / score std in
-    the cluster; log_cluster_size."""
+    the cluster."""
     n = len(dist)
     out = np.full((n, len(CONFIDENCE_FEATURES)), np.nan)
     for lab in np.unique(labels):
@@ -318,8 +322,7 @@ def edge_features(dist: np.ndarray, score: np.ndarray, labels: np.ndarray, paren
             col = cost[idx, c].copy()
             col[idx == p] = np.inf
             alt = float(col.min()) if np.isfinite(col).any() else cost[p, c] + med
-            out[c] = (alt - cost[p, c]) / med, dist[p, c] / med, float(score[p] > score[c]), \
-                abs(score[p] - score[c]) / sd, math.log(len(idx))
+            out[c] = (alt - cost[p, c]) / med, dist[p, c] / med, float(score[p] > score[c]), abs(score[p] - score[c]) / sd
     return out
 
 
@@ -341,8 +344,9 @@ def reliability_table(conf: np.ndarray, right: np.ndarray, bins: int = 10) -> li
 
 @dataclass
 class Calibrator:
-    """P(edge right) = sigmoid(w · standardised features + b) for MoTHer edges, and a fixed rate per
-    artefact / merge type (Laplace-smoothed share right on the calibration set). JSON, never pickled."""
+    """P(edge right) = sigmoid(w · standardised features + b) for MoTHer edges, a fixed rate per
+    artefact / merge type (Laplace-smoothed share right on the calibration set), and the weights of
+    the pairwise score (:func:`pair_score`). JSON, never pickled."""
 
     mean: list[float]
     scale: list[float]
@@ -350,6 +354,7 @@ class Calibrator:
     bias: float
     type_rate: dict[str, float]
     fitted_on: str = ""
+    pair_weights: tuple[float, float] = (1.0, 1.0)
     features: tuple[str, ...] = CONFIDENCE_FEATURES
 
     def confidence(self, feats: np.ndarray) -> np.ndarray:
@@ -357,14 +362,17 @@ class Calibrator:
         return 1 / (1 + np.exp(-(z @ np.asarray(self.weights) + self.bias)))
 
     def to_json(self) -> dict:
-        return {"format_version": 1, "features": list(self.features), "mean": self.mean, "scale": self.scale,
-                "weights": self.weights, "bias": self.bias, "type_rate": self.type_rate, "fitted_on": self.fitted_on}
+        return {"format_version": CALIBRATION_FORMAT, "features": list(self.features), "mean": self.mean, "scale": self.scale,
+                "weights": self.weights, "bias": self.bias, "type_rate": self.type_rate, "fitted_on": self.fitted_on,
+                "pair_weights": list(self.pair_weights)}
 
     @classmethod
     def from_json(cls, d: dict, source: str = "calibration") -> "Calibrator":
-        if d.get("format_version") != 1 or tuple(d.get("features", ())) != CONFIDENCE_FEATURES:
-            raise ValueError(f"{source}: not an edge-confidence calibration of format 1 with features {CONFIDENCE_FEATURES}")
-        return cls(d["mean"], d["scale"], d["weights"], float(d["bias"]), dict(d["type_rate"]), d.get("fitted_on", ""))
+        if d.get("format_version") != CALIBRATION_FORMAT or tuple(d.get("features", ())) != CONFIDENCE_FEATURES:
+            raise ValueError(f"{source}: not an edge-confidence calibration of format {CALIBRATION_FORMAT} with features "
+                             f"{CONFIDENCE_FEATURES} (rerun notebook 09 to write one)")
+        return cls(d["mean"], d["scale"], d["weights"], float(d["bias"]), dict(d["type_rate"]), d.get("fitted_on", ""),
+                   tuple(float(w) for w in d["pair_weights"]))
 
 
 def fit_calibrator(feats: np.ndarray, right: np.ndarray, typed: Sequence[tuple[str, bool]] = (), fitted_on: str = "") -> Calibrator:
@@ -429,21 +437,42 @@ class PairTest:
 DERIVED_Z = 3.0  # "derived" when the pair scores 3 null SDs above the null mean (one-sided p ~ 0.0013)
 
 
-def pair_score(feats: np.ndarray, null: np.ndarray) -> np.ndarray:
-    """Scores of pairs (m, 2) given null pairs' features (k, 2): minus the sum of each feature's z
-    against the null (both features are smaller for derived pairs). Higher = more derived."""
+def null_z(feats: np.ndarray, null: np.ndarray) -> np.ndarray:
+    """Each pair feature (m, 2) as a z-score against the null pairs' (k, 2), sign flipped so that
+    larger = more derived (both features are smaller for derived pairs)."""
+    null = np.asarray(null, float)
     mu, sd = null.mean(0), null.std(0)
-    sd = np.where(sd > 0, sd, 1.0)
-    return -((np.asarray(feats) - mu) / sd).sum(-1)
+    return -(np.asarray(feats, float) - mu) / np.where(sd > 0, sd, 1.0)
 
 
-def pair_test(feats: tuple[float, float], null: np.ndarray) -> PairTest:
+def pair_score(feats: np.ndarray, null: np.ndarray, weights: Sequence[float] = (1.0, 1.0)) -> np.ndarray:
+    """Scores of pairs (m, 2) given null pairs' features (k, 2): the weighted sum of the features'
+    :func:`null_z` (equal weights, or those fitted by :func:`fit_pair_weights`). Higher = more derived."""
+    return null_z(feats, null) @ np.asarray(weights, float)
+
+
+def fit_pair_weights(pos: np.ndarray, neg: np.ndarray, null: np.ndarray) -> tuple[float, float]:
+    """Weights of :func:`pair_score` from a logistic regression (L2, C = 1) of ancestor pairs ``pos``
+    (m, 2) against same-tree pairs not in one lineage ``neg`` (k, 2), on their null z-scores; scaled to
+    sum to 2 (equal weights are (1, 1)). Only their ratio matters for the ranking and the z-score."""
+    from sklearn.linear_model import LogisticRegression
+
+    x = np.r_[null_z(pos, null), null_z(neg, null)]
+    y = np.r_[np.ones(len(pos)), np.zeros(len(neg))]
+    w = LogisticRegression(C=1.0, max_iter=1000).fit(x, y).coef_[0]
+    if w.sum() <= 0:
+        return (1.0, 1.0)
+    w = 2 * w / w.sum()
+    return float(w[0]), float(w[1])
+
+
+def pair_test(feats: tuple[float, float], null: np.ndarray, weights: Sequence[float] = (1.0, 1.0)) -> PairTest:
     """The pair against the null pairs' features (k, 2), k >= 3."""
     null = np.asarray(null, float)
     if len(null) < 3:
         raise ValueError(f"a null of {len(null)} pair(s): need at least 3 unrelated pairs")
-    s = float(pair_score(np.asarray(feats)[None], null)[0])
-    ns = pair_score(null, null)
+    s = float(pair_score(np.asarray(feats)[None], null, weights)[0])
+    ns = pair_score(null, null, weights)
     z = (s - ns.mean()) / (ns.std() or 1.0)
     pct = float((ns < s).mean() * 100)
     return PairTest(s, float(z), pct, len(null), "derived" if z >= DERIVED_Z else "not derived", *feats)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -54,13 +55,17 @@ def edge_table(g: recover.ModelGraph, view: str | Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def calibrate(table: pd.DataFrame, fitted_on: str) -> lineage.Calibrator:
-    """Fit the edge confidence on one view's edge table (MoTHer edges: features; others: per type)."""
+def calibrate(table: pd.DataFrame, pairs: pd.DataFrame, null: np.ndarray, fitted_on: str) -> lineage.Calibrator:
+    """Fit the edge confidence on one view's edge table (MoTHer edges: features; others: per type) and
+    the pairwise score's weights on its pair table (:func:`pair_feature_table`: ancestor pairs at 1
+    and 2 hops against same-tree pairs not in one lineage), against ``null`` (:func:`null_features`)."""
     mother_rows = table[table["placed_by"] == "mother"]
     typed = [(t if b != "merge-child" else b, r) for t, r, b in zip(table["pred_type"], table["right"], table["placed_by"])
              if b in ("artefact", "merge", "merge-child")]
-    return lineage.fit_calibrator(mother_rows[list(lineage.CONFIDENCE_FEATURES)].to_numpy(), mother_rows["right"].to_numpy(),
-                                  typed, fitted_on)
+    cal = lineage.fit_calibrator(mother_rows[list(lineage.CONFIDENCE_FEATURES)].to_numpy(), mother_rows["right"].to_numpy(),
+                                 typed, fitted_on)
+    f = lambda kinds: pairs[pairs["kind"].isin(kinds)][list(PAIR_FEATURES)].to_numpy()  # noqa: E731
+    return replace(cal, pair_weights=lineage.fit_pair_weights(f(("1-hop", "2-hop")), f(("hard",)), null))
 
 
 def save_calibration(cal: lineage.Calibrator, profile: str) -> Path:
@@ -138,15 +143,10 @@ def tree_of_truth(truth: dict[str, list[str]]) -> dict[str, str]:
     return out
 
 
-def null_features(view: str | Path, max_pairs: int = 400, seed: int = 0, keys: Sequence[str] | None = None) -> np.ndarray:
-    """Pair features (k, 2) of unrelated pairs of a view: trained models of different trees."""
-    view = Path(view)
-    truth, types = read_truth(view)
-    kinds = pair_kinds(truth, types, tree_of_truth(truth))
-    pairs = _subsample(kinds["easy"], max_pairs, seed)
-    keys = list(keys or _two_d_keys(view, next(iter(truth))))
-    layers = _layers(view, sorted({m for p in pairs for m in p}), keys)
-    return np.array([lineage.pair_features(layers[a], layers[b]) for a, b in pairs])
+def null_features(view: str | Path, cfg: LineageConfig) -> np.ndarray:
+    """Pair features (k, 2) of ``cfg.null_pairs`` unrelated pairs of a view (trained models of different trees)."""
+    t = pair_feature_table(view, replace(cfg, max_pairs=cfg.null_pairs), ("easy",))
+    return t[list(PAIR_FEATURES)].to_numpy()
 
 
 def _two_d_keys(view: Path, model: str) -> list[str]:
@@ -161,20 +161,31 @@ def _subsample(pairs: list, k: int, seed: int) -> list:
     return [pairs[i] for i in sorted(rng.choice(len(pairs), k, replace=False))]
 
 
-def pair_numbers(view: str | Path, null: np.ndarray, cfg: LineageConfig) -> tuple[dict, pd.DataFrame]:
-    """ROC AUCs of the pair score, per positive kind (1-hop, 2-hop) against hard and easy negatives,
-    and the share called "derived" (z >= 3 against ``null``) per kind. Returns (numbers, per-pair table)."""
+PAIR_FEATURES = ("log_distance", "log_eff_rank")
+
+
+def pair_feature_table(view: str | Path, cfg: LineageConfig, kinds: Sequence[str] = ("1-hop", "2-hop", "hard", "easy")) -> pd.DataFrame:
+    """Pair features (:func:`lineage.pair_features`) of up to ``cfg.max_pairs`` pairs of each kind of
+    :func:`pair_kinds` in a view: kind, a, b, log_distance, log_eff_rank."""
     view = Path(view)
     truth, types = read_truth(view)
-    kinds = {k: _subsample(v, cfg.max_pairs, cfg.seed) for k, v in pair_kinds(truth, types, tree_of_truth(truth)).items()}
-    keys = _two_d_keys(view, next(iter(truth)))
-    layers = _layers(view, sorted({m for v in kinds.values() for p in v for m in p}), keys)
-    rows = []
-    for kind, pairs in kinds.items():
-        for a, b in tqdm(pairs, desc=f"pairs: {kind}", leave=False):
-            t = lineage.pair_test(lineage.pair_features(layers[a], layers[b]), null)
-            rows.append({"kind": kind, "a": a, "b": b, "score": t.score, "z": t.z, "derived": t.verdict == "derived"})
-    table = pd.DataFrame(rows)
+    all_kinds = pair_kinds(truth, types, tree_of_truth(truth))
+    chosen = {k: _subsample(all_kinds[k], cfg.max_pairs, cfg.seed) for k in kinds}
+    layers = _layers(view, sorted({m for v in chosen.values() for p in v for m in p}), _two_d_keys(view, next(iter(truth))))
+    rows = [{"kind": k, "a": a, "b": b, **dict(zip(PAIR_FEATURES, lineage.pair_features(layers[a], layers[b])))}
+            for k, pairs in chosen.items() for a, b in tqdm(pairs, desc=f"pairs: {k}", leave=False)]
+    return pd.DataFrame(rows)
+
+
+def pair_numbers(pairs: pd.DataFrame, null: np.ndarray, weights: Sequence[float]) -> tuple[dict, pd.DataFrame]:
+    """ROC AUCs of the pair score (weights: the calibration's), per positive kind (1-hop, 2-hop) against
+    hard and easy negatives, and the share called "derived" (z >= 3 against ``null``) per kind.
+    Returns (numbers, the pair table with score, z and derived)."""
+    feats = pairs[list(PAIR_FEATURES)].to_numpy()
+    null_scores = lineage.pair_score(null, null, weights)
+    table = pairs.assign(score=lineage.pair_score(feats, null, weights))
+    table["z"] = (table["score"] - null_scores.mean()) / (null_scores.std() or 1.0)
+    table["derived"] = table["z"] >= lineage.DERIVED_Z
     out = {}
     for pos in ("1-hop", "2-hop"):
         p = table[table["kind"] == pos]["score"]
@@ -186,6 +197,7 @@ def pair_numbers(view: str | Path, null: np.ndarray, cfg: LineageConfig) -> tupl
             res[f"n_{neg}"] = len(q)
         out[pos] = res
     out["derived_share"] = table.groupby("kind")["derived"].mean().to_dict()
+    out["weights"] = list(weights)
     return out, table
 
 

@@ -190,23 +190,30 @@ def graph_to_networkx(g: ModelGraph) -> nx.DiGraph:
     return nxg
 
 
-def save_graph(g: ModelGraph, out_dir: str | Path) -> list[Path]:
-    """graph.json, graph.graphml and tree.png/pdf in ``out_dir`` (atomic writes)."""
-    from . import plotting
-
+def graph_files(g: ModelGraph, out_dir: str | Path) -> dict[Path, str]:
+    """{path: text} of graph.json and graph.graphml in ``out_dir``, for :func:`probex_lib.atomic.write_many`
+    (so that probex-describe writes them in one unit with its atlas)."""
     out_dir = Path(out_dir)
     nxg = graph_to_networkx(g)
     payload = {"nodes": [{"id": n, **d} for n, d in nxg.nodes(data=True)],
                "edges": [{"parent": u, "child": v, **d} for u, v, d in nxg.edges(data=True)],
                "trees": [{"tree": t, "root": r} for t, r in sorted(g.roots().items())]}
-    written = [atomic.write_json(out_dir / "graph.json", payload)]
-    with atomic.atomic_path(out_dir / "graph.graphml") as tmp:
-        nx.write_graphml(nxg, tmp)
-    written.append(out_dir / "graph.graphml")
+    return {out_dir / "graph.json": json.dumps(payload, indent=2, sort_keys=True, default=atomic._jsonable) + "\n",
+            out_dir / "graph.graphml": "\n".join(nx.generate_graphml(nxg)) + "\n"}
+
+
+def save_tree_figure(g: ModelGraph, out_dir: str | Path) -> list[Path]:
+    """tree.png/pdf in ``out_dir``."""
+    from . import plotting
+
     plotting.use_style()
     ax = plotting.model_tree(g.model_ids, g.parent, g.cluster)
-    written += plotting.save_figure(ax.figure, "tree", out_dir)
-    return written
+    return plotting.save_figure(ax.figure, "tree", Path(out_dir))
+
+
+def save_graph(g: ModelGraph, out_dir: str | Path) -> list[Path]:
+    """graph.json, graph.graphml (one atomic unit) and tree.png/pdf in ``out_dir``."""
+    return atomic.write_many(graph_files(g, out_dir)) + save_tree_figure(g, out_dir)
 
 
 def score_against_truth(g: ModelGraph, truth_file: str | Path) -> float:

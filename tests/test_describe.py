@@ -1,6 +1,7 @@
 """probex-describe (and the lineage recovery under it) on a tiny synthetic folder with a known lineage:
-two unrelated roots, full fine-tunes, a LoRA-like child, fp16 / int8 / pruned copies and a merge of
-two siblings; bad folders refused with nothing written; the atlas page in a headless browser."""
+two unrelated roots, full fine-tunes, a LoRA-like child, fp16 / int8 / pruned copies, a merge of two
+siblings and a fine-tune of that merge; bad folders refused with nothing written; the atlas page in a
+headless browser."""
 import contextlib
 import io
 import json
@@ -123,7 +124,7 @@ def _small(folder, d=D, seed=5):
 
 
 def _calibration(path):
-    cal = lineage.Calibrator(mean=[0.0] * 5, scale=[1.0] * 5, weights=[0.8, -0.5, 1.0, 0.3, 0.0], bias=0.2,
+    cal = lineage.Calibrator(mean=[0.0] * 4, scale=[1.0] * 4, weights=[0.8, -0.5, 1.0, 0.3], bias=0.2,
                              type_rate=TYPE_RATE, fitted_on="test")
     path.write_text(json.dumps(cal.to_json()))
     return path, cal
@@ -388,21 +389,22 @@ def test_a_failure_midway_leaves_the_atlas_folder_as_it_was(tmp_path, monkeypatc
 
     describe.describe(folder, out, calibration=None, title="first")
     before = _snapshot(out)
-    assert {"atlas.json", "atlas.html", "cards/r.md", "graph.json"} <= set(before)
+    assert set(before) == {"atlas.json", "atlas.html", "cards/r.md", "cards/r-ft1.md", "cards/r-ft2.md", "graph.json",
+                           "graph.graphml", "tree.png", "tree.pdf"}
     staged = []
     real_stage = atomic._stage
 
-    def stage_then_fail(tmp, text):  # the third staged file fails: two temporaries are already written
+    def stage_then_fail(tmp, text):  # the last file of the unit fails: the 6 others are staged already
         staged.append(tmp)
-        if len(staged) == 3:
+        if ".graph.graphml." in tmp.name:
             raise OSError("disk full")
         real_stage(tmp, text)
 
     monkeypatch.setattr(atomic, "_stage", stage_then_fail)
     with pytest.raises(OSError, match="disk full"):
         describe.describe(folder, out, calibration=None, title="second")
-    assert _snapshot(out) == before  # no new atlas.json / atlas.html / card, and no temporary left behind
-    assert len(staged) == 3 and not any(p.exists() for p in staged)
+    assert _snapshot(out) == before  # no new atlas, card or graph file, and no temporary left behind
+    assert len(staged) == 7 and not any(p.exists() for p in staged)  # atlas.json/html, 3 cards, graph.json/graphml
 
 
 # --------------------------------------------------------------------------- the page in a browser

@@ -327,9 +327,9 @@ def test_edge_features_by_hand():
     assert f.shape == (4, len(lineage.CONFIDENCE_FEATURES))
     assert np.isnan(f[0]).all()
     sd = score.std()
-    np.testing.assert_allclose(f[1], [(5 - 1) / 2, 1 / 2, 1, 1 / sd, math.log(4)])
-    np.testing.assert_allclose(f[2], [(4 - 2) / 2, 2 / 2, 1, 3 / sd, math.log(4)])
-    np.testing.assert_allclose(f[3], [(4 - 1.5) / 2, 1 / 2, 0, 0.5 / sd, math.log(4)])  # parent scores lower
+    np.testing.assert_allclose(f[1], [(5 - 1) / 2, 1 / 2, 1, 1 / sd])
+    np.testing.assert_allclose(f[2], [(4 - 2) / 2, 2 / 2, 1, 3 / sd])
+    np.testing.assert_allclose(f[3], [(4 - 1.5) / 2, 1 / 2, 0, 0.5 / sd])  # parent scores lower
 
 
 def test_edge_features_per_cluster():
@@ -343,8 +343,8 @@ def test_edge_features_per_cluster():
     f = lineage.edge_features(dist, score, labels, parent, cost)
     assert np.isnan(f[[0, 2, 4]]).all()  # roots, and a singleton cluster
     # no other parent in a cluster of two: margin of one median distance
-    np.testing.assert_allclose(f[1], [1, 1, 1, 1 / 0.5, math.log(2)])
-    np.testing.assert_allclose(f[3], [1, 1, 0, 5 / 2.5, math.log(2)])
+    np.testing.assert_allclose(f[1], [1, 1, 1, 1 / 0.5])
+    np.testing.assert_allclose(f[3], [1, 1, 0, 5 / 2.5])
 
 
 def test_expected_calibration_error_by_hand():
@@ -368,7 +368,7 @@ def test_expected_calibration_error_by_hand():
 
 
 def _calibration_set(rng, m=200):
-    feats = rng.standard_normal((m, len(lineage.CONFIDENCE_FEATURES))) * [1, 2, 0.5, 3, 1] + [0, 1, 0.5, 2, 3]
+    feats = rng.standard_normal((m, len(lineage.CONFIDENCE_FEATURES))) * [1, 2, 0.5, 3] + [0, 1, 0.5, 2]
     right = feats[:, 0] + 0.5 * rng.standard_normal(m) > 0
     return feats, right
 
@@ -399,7 +399,7 @@ def test_calibrator_json_round_trip_and_refusals():
     np.testing.assert_array_equal(back.confidence(feats), cal.confidence(feats))
     assert back.type_rate == cal.type_rate and back.fitted_on == "view-x"
     with pytest.raises(ValueError, match="my/cal.json"):
-        lineage.Calibrator.from_json({**d, "format_version": 2}, "my/cal.json")
+        lineage.Calibrator.from_json({**d, "format_version": 1}, "my/cal.json")
     with pytest.raises(ValueError, match="other.json"):
         lineage.Calibrator.from_json({**d, "features": d["features"][::-1]}, "other.json")
     with pytest.raises(ValueError, match="calibration"):
@@ -486,3 +486,15 @@ def test_permuted_shuffles_rows_and_columns_and_keeps_the_values():
     child = x + 0.05 * np.outer(rng.standard_normal(16), rng.standard_normal(16))
     # a permuted copy is as far from its origin as an unrelated model: the alignment is gone
     assert lineage.pair_features([x], [lineage.permuted(child, rng)])[0] > lineage.pair_features([x], [child])[0] + 2
+
+
+def test_pair_weights_follow_the_feature_that_separates():
+    rng = np.random.default_rng(21)
+    null = rng.standard_normal((200, 2))
+    # positives differ from negatives in feature 1 only (lower = more derived), feature 0 is noise
+    pos = np.c_[rng.standard_normal(300), rng.standard_normal(300) - 2]
+    neg = rng.standard_normal((300, 2))
+    w = lineage.fit_pair_weights(pos, neg, null)
+    assert sum(w) == pytest.approx(2) and w[1] > 1.8 and abs(w[0]) < 0.2
+    s = lineage.pair_score(np.r_[pos, neg], null, w)
+    assert s[:300].mean() > s[300:].mean() + 1
