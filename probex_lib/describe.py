@@ -171,6 +171,36 @@ def describe(folder: str | Path, out: str | Path | None = None, experts: Sequenc
     return atlas, written
 
 
+def route_check(manifest, expert_files: Sequence[str | Path], out: str | Path, key: str = "classes",
+                split: str = "test"):
+    """``probex-describe`` on the ``split`` models of a zoo (manifest rows: path, tree, ``key``) with
+    the zoo's saved tree experts, as a user with unlabelled checkpoints would run it. Returns (atlas,
+    per-model table: model, true tree, routed tree, label accuracy of the predicted classes (the
+    mean over the expert's labels of "predicted" == "trained on"; Table 1's metric), or NaN when no
+    expert routes the model)."""
+    import pandas as pd
+
+    from .experts import label_names
+
+    rows = manifest[manifest["split"] == split]
+    if rows.empty:
+        raise DescribeError(f"no models of split {split!r} in the manifest (splits: {sorted(manifest['split'].unique())})")
+    atlas, _ = describe([Path(p) for p in rows["path"]], out, experts=expert_files, exclude=r"^classifier",
+                        split_by_architecture=True, title=f"{split} models of {Path(rows['path'].iloc[0]).parent.parent.name}")
+    by_id = {m["id"]: m for m in atlas["models"]}
+    out_rows = []
+    for _, r in rows.iterrows():
+        m = by_id[Path(r["path"]).stem]
+        ex = m["expert"]
+        true = set(label_names(manifest, list(r[key]), key))
+        acc = float("nan")
+        if ex:
+            labels = expert_store.load_tree_expert(ex["expert"]).labels
+            acc = sum((lab in ex["classes"]) == (lab in true) for lab in labels) / len(labels)
+        out_rows.append({"model": m["id"], "tree": r["tree"], "routed to": ex["tree"] if ex else "", "label accuracy": acc})
+    return atlas, pd.DataFrame(out_rows)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="probex-describe", description="An atlas of a folder of checkpoints: recovered lineage "
                                  "(trees, roots, edge types, confidences), ProbeX expert predictions, model-card drafts.")

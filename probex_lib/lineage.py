@@ -69,14 +69,17 @@ class Signature:
         self.fp16_exact = np.ones(self.n, dtype=bool)
         self.on_grid = np.ones(self.n, dtype=bool)
 
-    def add(self, stack: np.ndarray) -> None:
-        """Fold one layer of every model, (n, ...), into the signature."""
+    def add(self, stack: np.ndarray, block: int = 256) -> None:
+        """Fold one layer of every model, (n, ...), into the signature (``block`` models at a time,
+        so the float64 temporaries stay small next to the stack)."""
         x = as_matrices(np.asarray(stack, dtype=np.float32))
-        self.zeros += (x == 0).reshape(self.n, -1).sum(1)
         self.size += x[0].size
-        with np.errstate(over="ignore"):
-            self.fp16_exact &= (x.astype(np.float16).astype(np.float32) == x).reshape(self.n, -1).all(1)
-        self.on_grid &= on_quant_grid(x)
+        for s in range(0, self.n, block):
+            c = x[s:s + block]
+            self.zeros[s:s + block] += (c == 0).reshape(len(c), -1).sum(1)
+            with np.errstate(over="ignore"):
+                self.fp16_exact[s:s + block] &= (c.astype(np.float16).astype(np.float32) == c).reshape(len(c), -1).all(1)
+            self.on_grid[s:s + block] &= on_quant_grid(c)
 
     @property
     def zero_share(self) -> np.ndarray:

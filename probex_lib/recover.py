@@ -31,6 +31,7 @@ from pathlib import Path
 
 import networkx as nx
 import numpy as np
+import torch
 
 from . import atomic, checkpoints, lineage, lineage_graph, mother, paths, zoo
 
@@ -85,8 +86,14 @@ class Models:
         return sorted(k for k, (_, shape) in first.items() if len(shape) >= 2 and not (exclude and re.search(exclude, k)))
 
     def stack(self, key: str) -> np.ndarray:
-        """Layer ``key`` of every model, (n, ...) float32 (adapters merged in float64 first)."""
-        return np.stack([checkpoints.read_tensor(self.entries[m], key, self.index[m]).float().numpy() for m in self.ids])
+        """Layer ``key`` of every model, (n, ...) float32 (adapters merged in float64 first). Torch runs
+        on one thread here: thousands of tiny per-file operations stall a busy thread pool."""
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return np.stack([checkpoints.read_tensor(self.entries[m], key, self.index[m]).float().numpy() for m in self.ids])
+        finally:
+            torch.set_num_threads(threads)
 
 
 def load_models(inputs, base: str | Path | None = None, split_by_architecture: bool = False,

@@ -25,7 +25,7 @@ TABLES = {  # CSV + Markdown each
                                      "fig3d_moe_vs_shared"],
     "02_modelj_generation": ["table9_modelj_summary", "modelj_accuracy_per_tree", "fig16_generative_layout",
                              "modelj_personalisation", "modelj_throughput"],
-    "03_probex_tree_experts": ["table1_probex_per_tree", "table1_probex_per_tree_long", "probex_layer_sweep",
+    "03_probex_tree_experts": ["table1_probex_per_tree", "table1_probex_per_tree_long", "probex_layer_sweep", "probex_describe_test_models",
                                "probex_router", "probex_ablations"],
     "04_zeroshot_text_aligned": ["table2_zero_shot", "table5_aligned_best_layers", "aligned_layer_sweep", "table4_activation",
                                  "table6_text_encoder"],
