@@ -34,6 +34,13 @@ class LineageError(ValueError):
     """The pair cannot be tested as asked; the message names the file and why."""
 
 
+def layer_subset(keys: Sequence[str], max_layers: int = MAX_LAYERS) -> list[str]:
+    """At most ``max_layers`` of the sorted ``keys``, evenly spaced: the layers a pair is compared on
+    (notebook 09 uses the same, so its numbers are the CLI's)."""
+    keys = sorted(keys)
+    return [keys[int(round(i))] for i in np.linspace(0, len(keys) - 1, min(max_layers, len(keys)))]
+
+
 def _one(path: str | Path, role: str) -> checkpoints.ModelEntry:
     entries = checkpoints.discover(path)
     if len(entries) != 1:
@@ -66,7 +73,7 @@ def test_pair(a: str | Path, b: str | Path, null: Sequence[str | Path] = (), exc
     if diff:
         raise LineageError(f"{ea.files[0]} and {eb.files[0]}: different architectures (tensors differ: {diff[:3]}); "
                            f"pass --exclude REGEX to ignore e.g. differing heads")
-    keys = [shared[int(round(i))] for i in np.linspace(0, len(shared) - 1, min(max_layers, len(shared)))]
+    keys = layer_subset(shared, max_layers)
     xa, xb = _layers(ea, keys), _layers(eb, keys)
     rng = np.random.default_rng(seed)
     if null:

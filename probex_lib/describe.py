@@ -39,20 +39,31 @@ def load_experts(paths_: Sequence[str | Path]) -> list[expert_store.TreeExpert]:
     return [expert_store.load_tree_expert(p) for p in paths_]
 
 
-def route_experts(models: recover.Models, experts: Sequence[expert_store.TreeExpert]) -> list[dict | None]:
-    """Per model (models.ids order): the prediction of the nearest expert whose router accepts it
-    (:func:`expert_store.predict_classes`), else None. An expert whose layer the models lack or
-    have in another shape is an error naming the expert file."""
-    best: list[tuple[float, dict] | None] = [None] * len(models.ids)
+def applies(ex: expert_store.TreeExpert, models: recover.Models) -> bool:
+    """Do these models have the expert's layer, in the expert's shape?"""
     index = models.index[models.ids[0]]
+    return ex.layer in index and tuple(index[ex.layer][1]) == tuple(ex.layer_shape)
+
+
+def check_experts(groups: Sequence[recover.Models], experts: Sequence[expert_store.TreeExpert]) -> None:
+    """Every expert must fit at least one architecture group; otherwise an error naming its file."""
     for ex in experts:
+        if any(applies(ex, g) for g in groups):
+            continue
+        index = groups[0].index[groups[0].ids[0]]
         if ex.layer not in index:
-            raise DescribeError(f"{ex.path}: expert of tree {ex.tree!r} reads layer {ex.layer!r}, which these models do not have "
-                                f"(e.g. {sorted(index)[:3]})")
-        shape = index[ex.layer][1]
-        if tuple(shape) != tuple(ex.layer_shape):
-            raise DescribeError(f"{ex.path}: expert of tree {ex.tree!r} reads {ex.layer!r} of shape {tuple(ex.layer_shape)}, "
-                                f"these models have {tuple(shape)}")
+            raise DescribeError(f"{ex.path}: expert of tree {ex.tree!r} reads layer {ex.layer!r}, which these models do not "
+                                f"have (e.g. {sorted(index)[:3]})")
+        raise DescribeError(f"{ex.path}: expert of tree {ex.tree!r} reads {ex.layer!r} of shape {tuple(ex.layer_shape)}, "
+                            f"these models have {tuple(index[ex.layer][1])}")
+
+
+def route_experts(models: recover.Models, experts: Sequence[expert_store.TreeExpert]) -> list[dict | None]:
+    """Per model (models.ids order): the prediction of the expert (among those that fit these models'
+    architecture) whose router accepts it with the smallest distance relative to its spread
+    (:func:`expert_store.predict_classes`), else None."""
+    best: list[tuple[float, dict] | None] = [None] * len(models.ids)
+    for ex in (e for e in experts if applies(e, models)):
         stack = torch.from_numpy(models.stack(ex.layer))
         for i in range(len(models.ids)):
             p = expert_store.predict_classes(ex, stack[i])
@@ -151,6 +162,7 @@ def describe(folder: str | Path, out: str | Path | None = None, experts: Sequenc
     out = Path(out or Path(folder) / "atlas")
     exps = load_experts(experts)
     groups = recover.load_models(folder, base, split_by_architecture, exclude)
+    check_experts(groups, exps)
     cal = recover.load_calibration(calibration)
     graphs = [(m, recover._recover_group(m, n_trees, score_layers, False, 0.3, cal, exclude)) for m in groups]
     atlas = build_atlas(folder, graphs, exps, title)

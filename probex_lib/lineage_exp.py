@@ -17,7 +17,7 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 from tqdm.auto import tqdm
 
-from . import atomic, lineage, paths, recover, verdicts, zoo
+from . import atomic, derived, lineage, paths, recover, verdicts, zoo
 from .claims import Claim
 from .lineage import EDGE_TYPES
 from .lineage_data import LineageConfig, read_truth
@@ -150,8 +150,9 @@ def null_features(view: str | Path, cfg: LineageConfig) -> np.ndarray:
 
 
 def _two_d_keys(view: Path, model: str) -> list[str]:
+    """The layers pairs are compared on: those ``probex-lineage`` picks (:func:`derived.layer_subset`)."""
     header, _ = zoo.read_header(view / f"{model}.safetensors")
-    return sorted(k for k, info in header.items() if len(info["shape"]) >= 2)
+    return derived.layer_subset([k for k, info in header.items() if len(info["shape"]) >= 2])
 
 
 def _subsample(pairs: list, k: int, seed: int) -> list:
