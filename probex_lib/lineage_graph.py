@@ -88,13 +88,16 @@ def recover_lineage(ids: Sequence[str], keys: Sequence[str], stack: Stack, score
         x = np.asarray(stack(k), dtype=np.float32)
         flat = x.reshape(n, -1)
         d = mother.pairwise_l2(flat)
-        dist += d / len(keys)
-        d2 += d * d
+        d2 += np.square(d)
+        d /= len(keys)
+        dist += d
+        del d
         if k in score_keys:
             score += mother.kurtosis_score([flat])
         sig.add(x)
-        f64 = flat.astype(np.float64)
-        prints[j] = np.stack([f64.sum(1), (f64 * f64).sum(1)], 1)
+        for s in range(0, n, 256):  # float64 in blocks of models: a whole-stack copy would double memory
+            f64 = flat[s:s + 256].astype(np.float64)
+            prints[j, s:s + 256] = np.stack([f64.sum(1), (f64 * f64).sum(1)], 1)
 
     if distance is not None:
         dist = np.asarray(distance, dtype=np.float64)
@@ -119,13 +122,14 @@ def recover_lineage(ids: Sequence[str], keys: Sequence[str], stack: Stack, score
     tree = np.full(n, -1)
     feats = np.full((n, len(lineage.CONFIDENCE_FEATURES)), np.nan)
     if len(placed) >= 2:
-        sub = np.ix_(placed, placed)
-        labels, par = mother.recover_graph(dist[sub], score[placed], n_trees, c=c, gap=TREE_GAP)
+        dsub = dist[np.ix_(placed, placed)]
+        labels, par = mother.recover_graph(dsub, score[placed], n_trees, c=c, gap=TREE_GAP)
         cost = np.full((len(placed), len(placed)), np.inf)
         for lab in np.unique(labels):
             idx = np.flatnonzero(labels == lab)
-            cost[np.ix_(idx, idx)] = mother.cost_matrix(dist[placed][:, placed][np.ix_(idx, idx)], score[placed][idx], c=c)
-        f = lineage.edge_features(dist[sub], score[placed], labels, par, cost)
+            cost[np.ix_(idx, idx)] = mother.cost_matrix(dsub[np.ix_(idx, idx)], score[placed][idx], c=c)
+        f = lineage.edge_features(dsub, score[placed], labels, par, cost)
+        del dsub, cost
         for a, i in enumerate(placed):
             tree[i] = labels[a]
             if par[a] >= 0:
