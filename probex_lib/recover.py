@@ -91,7 +91,13 @@ class Models:
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
-            return np.stack([checkpoints.read_tensor(self.entries[m], key, self.index[m]).float().numpy() for m in self.ids])
+            out = None
+            for i, m in enumerate(self.ids):  # filled in place: a list of tensors and its stack would double memory
+                t = checkpoints.read_tensor(self.entries[m], key, self.index[m]).float().numpy()
+                if out is None:
+                    out = np.empty((len(self.ids), *t.shape), dtype=np.float32)
+                out[i] = t
+            return out
         finally:
             torch.set_num_threads(threads)
 
