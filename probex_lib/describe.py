@@ -178,6 +178,11 @@ def describe(folder: str | Path, out: str | Path | None = None, experts: Sequenc
     for (_, g), d in zip(graphs, graph_dirs):
         files.update(recover.graph_files(g, d))
     written = atomic.write_many(files)
+    stale = sorted(p for p in (out / "cards").glob("*.md") if p not in files)
+    for p in stale:  # cards of models no longer in the folder, from an earlier run into the same --out
+        p.unlink()
+    if stale:
+        print(f"removed {len(stale)} stale model card(s) from an earlier run in {out / 'cards'}", file=sys.stderr)
     for (_, g), d in zip(graphs, graph_dirs):
         written += recover.save_tree_figure(g, d)
     return atlas, written
@@ -216,16 +221,17 @@ def route_check(manifest, expert_files: Sequence[str | Path], out: str | Path, k
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="probex-describe", description="An atlas of a folder of checkpoints: recovered lineage "
                                  "(trees, roots, edge types, confidences), ProbeX expert predictions, model-card drafts.")
-    ap.add_argument("folder")
-    ap.add_argument("--out", default=None, help="output folder (default: <folder>/atlas)")
+    ap.add_argument("folder", help="a folder of checkpoints (searched recursively)")
+    ap.add_argument("--out", default=None, help="output folder (default: <folder>/atlas, inside the checkpoint folder)")
     ap.add_argument("--expert", action="append", default=[], help="a saved ProbeX tree expert (.safetensors); repeatable")
     ap.add_argument("--base", default=None, help="base checkpoint of LoRA adapters (if their config does not name one in the folder)")
-    ap.add_argument("--n-trees", type=int, default=None)
+    ap.add_argument("--n-trees", type=int, default=None, help="number of Model Trees, if known (else cut from the dendrogram)")
     ap.add_argument("--score-layers", default=None, help="regex of layers for the kurtosis direction score")
     ap.add_argument("--exclude", default=None, help="regex of tensors to ignore (e.g. '^classifier')")
-    ap.add_argument("--split-by-architecture", action="store_true")
+    ap.add_argument("--split-by-architecture", action="store_true", help="recover each architecture group separately "
+                    "(a group of one model is skipped with a warning)")
     ap.add_argument("--calibration", default=str(recover.CALIBRATION), help="edge-confidence calibration JSON ('' for none)")
-    ap.add_argument("--title", default=None)
+    ap.add_argument("--title", default=None, help="title of the atlas page")
     args = ap.parse_args(argv)
     try:
         atlas, written = describe(args.folder, args.out, args.expert, args.base, args.n_trees, args.score_layers, args.exclude,
@@ -239,5 +245,6 @@ def main(argv: list[str] | None = None) -> int:
     routed = sum(m["expert"] is not None for m in atlas["models"])
     print(f"{len(atlas['models'])} models, {len(atlas['trees'])} tree(s), edges: "
           + ", ".join(f"{v} {k}" for k, v in sorted(kinds.items())) + f"; {routed} routed to an expert")
-    print(f"wrote {written[0].parent}/atlas.html, atlas.json, cards/ ({len(atlas['models'])} model cards), graph.json")
+    print(f"wrote {written[0].parent}/atlas.html, atlas.json, cards/ ({len(atlas['models'])} model cards), graph.json, "
+          f"graph.graphml, tree.png/pdf")
     return 0

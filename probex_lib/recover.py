@@ -115,11 +115,16 @@ def load_models(inputs, base: str | Path | None = None, split_by_architecture: b
                            f"(the adapters with --base)")
     groups = checkpoints.architecture_groups(entries, exclude)
     if len(groups) > 1 and not split_by_architecture:
-        raise RecoverError(f"{inputs}: {checkpoints.mixed_architecture_error(groups)}; pass split_by_architecture=True "
-                           f"(--split-by-architecture) to recover each group, or --exclude REGEX to ignore differing tensors (heads)")
+        raise RecoverError(f"{inputs}: {checkpoints.mixed_architecture_error(groups)}; pass --split-by-architecture "
+                           f"to recover each group, or --exclude REGEX to ignore differing tensors (heads)")
+    by_id = {e.id: e for e in entries}
     if len(groups) > 1:
         print(f"splitting {len(entries)} models into {len(groups)} architecture groups", file=sys.stderr)
-    by_id = {e.id: e for e in entries}
+        for ids in [ids for ids in groups.values() if len(ids) == 1]:
+            print(f"warning: {by_id[ids[0]].files[0]}: the only model of its architecture; skipped", file=sys.stderr)
+        groups = {k: ids for k, ids in groups.items() if len(ids) > 1}
+        if not groups:
+            raise RecoverError(f"{inputs}: every architecture group has a single model; a Model Graph needs at least two")
     return [Models([by_id[m] for m in ids]) for ids in groups.values()]
 
 
@@ -229,31 +234,54 @@ def save_graph(g: ModelGraph, out_dir: str | Path) -> list[Path]:
     return atomic.write_many(graph_files(g, out_dir)) + save_tree_figure(g, out_dir)
 
 
+def read_truth(truth_file: str | Path) -> dict[str, list[str]]:
+    """{model_id: [parents]} from a JSON file mapping each model to its parent id, null, or a list of
+    parents (a merge; the kit's ``truth.json``). A missing or malformed file is an error naming it."""
+    path = Path(truth_file)
+    try:
+        raw = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise RecoverError(f"{path}: cannot read a truth file ({exc})") from None
+    if not isinstance(raw, dict):
+        raise RecoverError(f"{path}: expected a JSON object {{model_id: parent id, null or [parents]}}")
+    out = {}
+    for m, p in raw.items():
+        if not (p is None or isinstance(p, str) or (isinstance(p, list) and all(isinstance(x, str) for x in p))):
+            raise RecoverError(f"{path}: model {m!r}: parent must be an id, null or a list of ids, not {p!r}")
+        out[m] = [p] if isinstance(p, str) else list(p or [])
+    return out
+
+
 def score_against_truth(g: ModelGraph, truth_file: str | Path) -> float:
-    """Edge accuracy against a JSON file {model_id: parent_id or null}; unknown ids are errors."""
-    truth = json.loads(Path(truth_file).read_text())
-    unknown = sorted(set(truth) - set(g.model_ids)) + sorted({p for p in truth.values() if p} - set(g.model_ids))
-    if unknown:
-        raise RecoverError(f"{truth_file}: names models not in the folder: {unknown[:5]}")
-    index = {m: i for i, m in enumerate(g.model_ids)}
-    true_parent = np.array([index[truth[m]] if truth.get(m) else -1 for m in g.model_ids])
-    return mother.edge_accuracy(true_parent, g.parent)
+    """Share of the folder's models that have a parent in the truth file (:func:`read_truth`) whose
+    recovered parents are right (the set of parents for a merge). Models the file does not name, or
+    names as roots, are not scored; the file may name models that are not in the folder."""
+    truth = read_truth(truth_file)
+    judged = [(i, set(truth[m])) for i, m in enumerate(g.model_ids) if truth.get(m)]
+    if not judged:
+        raise RecoverError(f"{truth_file}: no model of the folder has a parent there; nothing to score")
+    return float(np.mean([{g.model_ids[p] for p in g.parents[i]} == want for i, want in judged]))
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m probex_lib.mother", description="Recover the Model Graph of a folder of checkpoints (MoTHer).")
-    ap.add_argument("folder")
-    ap.add_argument("--out", default=None, help="output folder (default: <folder>/mother)")
+    ap = argparse.ArgumentParser(prog="probex-recover", description="Recover the Model Graph of a folder of checkpoints "
+                                 "(MoTHer, plus edge types, merges and edge confidences).")
+    ap.add_argument("folder", help="a folder of checkpoints (searched recursively)")
+    ap.add_argument("--out", default=None, help="output folder (default: <folder>/mother, inside the checkpoint folder)")
     ap.add_argument("--n-trees", type=int, default=None, help="number of Model Trees, if known")
     ap.add_argument("--base", default=None, help="base checkpoint of LoRA adapters")
     ap.add_argument("--score-layers", default=None, help="regex of layers for the kurtosis direction score")
     ap.add_argument("--generalization", action="store_true", help="edges are generalisation (continued pre-training)")
-    ap.add_argument("--split-by-architecture", action="store_true")
+    ap.add_argument("--split-by-architecture", action="store_true", help="recover each architecture group separately "
+                    "(a group of one model is skipped with a warning)")
     ap.add_argument("--exclude", default=None, help="regex of tensors to ignore (e.g. '^classifier' for heads of different sizes)")
     ap.add_argument("--calibration", default=str(CALIBRATION), help="edge-confidence calibration JSON ('' for none)")
-    ap.add_argument("--truth", default=None, help="JSON {model_id: parent_id or null} to score the recovery")
+    ap.add_argument("--truth", default=None, help="JSON {model_id: parent id, null, or [parents] for a merge} to score "
+                    "the recovery (the kit's truth.json works)")
     args = ap.parse_args(argv)
     try:
+        if args.truth:
+            read_truth(args.truth)  # a bad path fails before the run
         graphs = recover(args.folder, args.n_trees, args.base, args.score_layers, args.generalization,
                          split_by_architecture=args.split_by_architecture, calibration=args.calibration or None,
                          exclude=args.exclude)

@@ -57,12 +57,12 @@ def test_parent_and_fine_tune_are_derived_against_unrelated_models(pair, capsys)
     assert {"verdict", "score", "z", "percentile", "n_null"} <= set(res)
     assert res["verdict"] == "derived" and res["z"] >= lineage.DERIVED_Z and res["percentile"] == 100.0
     assert res["n_null"] == 6 and res["layers"] == len(LAYERS)  # every pair of the 4 null models
-    assert res["null"].startswith("6 pairs of 4 unrelated models")
+    assert res["null"].startswith("6 pairs of 4 models given as unrelated")
     assert res["direction"].startswith("A -> B")  # fine-tuning lowered the kurtosis
 
     rc, out, _ = _main(capsys, pair["parent"], pair["child"], "--null", pair["null"])
     assert rc == 0 and out.split(":")[0] == "derived"
-    assert "among 6 pairs of 4 unrelated models" in out
+    assert "among 6 pairs of 4 models given as unrelated" in out
 
 
 def test_unrelated_models_are_not_derived_against_unrelated_models(pair, capsys):
@@ -115,3 +115,26 @@ def test_bad_inputs_are_errors_naming_the_file(pair, tmp_path, capsys):
     alien = _save(tmp_path / "alien.safetensors", {"conv.weight": torch.zeros(4, 4)})
     rc, _, err = _main(capsys, pair["parent"], alien)
     assert rc == 2 and err.startswith(f"error: {pair['parent']} and {alien}: no 2-D tensor of the same name and shape"), err
+
+
+def test_a_and_b_are_left_out_of_a_null_folder_that_holds_them(tmp_path):
+    """A user's own folder as the null: A and B themselves must not be null models (the output says so)."""
+    import json
+
+    from probex_lib import derived
+    from safetensors.torch import save_file
+    import torch
+
+    g = torch.Generator().manual_seed(3)
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    roots = {f"r{i}": {"w": torch.randn(12, 12, generator=g) * 0.1} for i in range(4)}
+    for name, t in roots.items():
+        save_file(t, str(folder / f"{name}.safetensors"))
+    child = {"w": roots["r0"]["w"] + 0.01 * torch.randn(12, 12, generator=g)}
+    save_file(child, str(folder / "c0.safetensors"))
+    res = derived.test_pair(folder / "r0.safetensors", folder / "c0.safetensors", [folder], calibration=None)
+    assert "A and B themselves left out of the null (c0, r0)" in res["null"] and res["n_null"] == 3
+    assert res["verdict"] == "derived" and res["direction"] in ("A -> B", "B -> A")
+    unrelated = derived.test_pair(folder / "r1.safetensors", folder / "r2.safetensors", [folder], calibration=None)
+    assert unrelated["direction"] is None and json.dumps(unrelated)

@@ -52,8 +52,15 @@ def test_recovers_two_trees_from_files_and_writes_outputs(tmp_path):
     assert (tmp_path / "out" / "tree.png").stat().st_size > 1000
     truth = {f"x_{c}": (f"x_{p}" if p else None) for c, p in PARENT.items()}
     assert recover.score_against_truth(g, _json(tmp_path / "t.json", truth)) == 1.0
-    with pytest.raises(recover.RecoverError, match=r"names models not in the folder: \['ghost'\]"):
-        recover.score_against_truth(g, _json(tmp_path / "u.json", {"ghost": None}))
+    with pytest.raises(recover.RecoverError, match=r"u.json: no model of the folder has a parent there"):
+        recover.score_against_truth(g, _json(tmp_path / "u.json", {"ghost": "x_a"}))
+    # the kit's truth.json: lists of parents; a merge is right only with both parents
+    listed = {m: [p] if p else [] for m, p in truth.items()} | {"ghost": []}
+    assert recover.score_against_truth(g, _json(tmp_path / "l.json", listed)) == 1.0
+    wrong = listed | {"x_a1": ["x_a", "x_b"]}
+    assert recover.score_against_truth(g, _json(tmp_path / "w.json", wrong)) == pytest.approx(4 / 5)
+    with pytest.raises(recover.RecoverError, match="nope.json: cannot read a truth file"):
+        recover.score_against_truth(g, tmp_path / "nope.json")
 
 
 def _json(path, obj):
@@ -78,7 +85,7 @@ def test_bad_folders_are_clear_errors(tmp_path):
     with pytest.raises(recover.RecoverError, match=r"only one model \('one'\)"):
         recover.recover(tmp_path)
     save_file({"l1.weight": torch.randn(5, 4)}, str(tmp_path / "two.safetensors"))
-    with pytest.raises(recover.RecoverError, match="2 different architectures.*split_by_architecture"):
+    with pytest.raises(recover.RecoverError, match="2 different architectures.*--split-by-architecture"):
         recover.recover(tmp_path)
     nan_dir = tmp_path / "nan"
     nan_dir.mkdir()
