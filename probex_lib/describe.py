@@ -165,6 +165,9 @@ def describe(folder: str | Path, out: str | Path | None = None, experts: Sequenc
     check_experts(groups, exps)
     cal = recover.load_calibration(calibration)
     graphs = [(m, recover._recover_group(m, n_trees, score_layers, False, 0.3, cal, exclude)) for m in groups]
+    for _, g in graphs:
+        for w in recover.small_tree_warnings(g):
+            print(w, file=sys.stderr)
     atlas = build_atlas(folder, graphs, exps, title)
     files = {out / "atlas.json": atomic.json_text(atlas), out / "atlas.html": atlas_html.render(atlas)}
     names = {}

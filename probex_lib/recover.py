@@ -234,6 +234,21 @@ def save_graph(g: ModelGraph, out_dir: str | Path) -> list[Path]:
     return atomic.write_many(graph_files(g, out_dir)) + save_tree_figure(g, out_dir)
 
 
+SMALL_TREE = 10  # the shipped calibration saw trees of 40-100 models
+
+
+def small_tree_warnings(g: ModelGraph) -> list[str]:
+    """A warning per recovered tree of fewer than SMALL_TREE models (its directions and confidences
+    rest on few kurtosis values and lie outside the calibration's range)."""
+    out = []
+    for t, root in sorted(g.roots().items()):
+        n = int((g.cluster == t).sum())
+        if 1 < n < SMALL_TREE:
+            out.append(f"warning: tree {t} (root {root}) has {n} models: its edge directions rest on {n} kurtosis values "
+                       f"and its confidences were calibrated on trees of 40-100 models; pass --n-trees if you know the count")
+    return out
+
+
 def read_truth(truth_file: str | Path) -> dict[str, list[str]]:
     """{model_id: [parents]} from a JSON file mapping each model to its parent id, null, or a list of
     parents (a merge; the kit's ``truth.json``). A missing or malformed file is an error naming it."""
@@ -296,6 +311,8 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"  {g.model_ids[p]} -> {g.model_ids[c]}: {g.edge_type[c]}{conf}{extra}")
             for t, r in sorted(g.roots().items()):
                 print(f"  tree {t}: root {r}")
+            for w in small_tree_warnings(g):
+                print(w, file=sys.stderr)
             if args.truth:
                 print(f"edge accuracy vs {args.truth}: {score_against_truth(g, args.truth):.3f}")
     except (RecoverError, zoo.ZooError) as exc:  # RecoverError is checkpoints.CheckpointError

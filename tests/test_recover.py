@@ -137,3 +137,13 @@ def test_adapters_of_different_layer_sets_are_named(tmp_path):
                   str(d / "adapter_model.safetensors"))
     with pytest.raises(recover.RecoverError, match=r"m1/adapter_model\.safetensors: adapts layers \['k.weight', 'q.weight'\] differently from 'm0'"):
         recover.recover(tmp_path / "ads", base=tmp_path / "base.safetensors")
+
+
+def test_small_trees_are_flagged_on_stderr(tmp_path, capsys):
+    _write_tree(tmp_path, 0, "x_")
+    _write_tree(tmp_path, 1, "y_")
+    assert recover.main([str(tmp_path), "--out", str(tmp_path / "o"), "--calibration", ""]) == 0
+    err = capsys.readouterr().err
+    assert err.count("has 6 models: its edge directions rest on 6 kurtosis values") == 2
+    (g,) = recover.recover(tmp_path, calibration=None)
+    assert len(recover.small_tree_warnings(g)) == 2
