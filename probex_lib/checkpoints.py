@@ -564,20 +564,30 @@ def lora_updates(entry: ModelEntry, index: Index | None = None) -> dict[str, tup
 # --------------------------------------------------------------------------- architectures and cards
 
 
-def architecture_groups(entries: Sequence[ModelEntry], exclude: str | None = None) -> dict[tuple, list[str]]:
+def tensor_indexes(entries: Sequence[ModelEntry]) -> dict[str, Index]:
+    """{id: :func:`tensor_index`} of every entry, each shared base's headers parsed once."""
+    base_indexes: dict[tuple[Path, ...], Index] = {}
+    out = {}
+    for e in entries:
+        if e.kind == "adapter" and e.base_files not in base_indexes:
+            base_indexes[e.base_files] = _files_index(e.base_files)
+        out[e.id] = tensor_index(e, base_indexes.get(e.base_files))
+    return out
+
+
+def architecture_groups(entries: Sequence[ModelEntry], exclude: str | None = None,
+                        indexes: Mapping[str, Index] | None = None) -> dict[tuple, list[str]]:
     """{((name, shape), ... sorted): [ids]}: models with equal tensor names and shapes (adapters:
-    their merged model's), ignoring names that match regex ``exclude`` (e.g. ``^classifier\\.``)."""
+    their merged model's), ignoring names that match regex ``exclude`` (e.g. ``^classifier\\.``).
+    ``indexes``: :func:`tensor_indexes` of the entries, if already at hand."""
     try:
         pattern = re.compile(exclude) if exclude else None
     except re.error as exc:
         raise CheckpointError(f"exclude={exclude!r} is not a valid regular expression ({exc})") from None
+    indexes = indexes if indexes is not None else tensor_indexes(entries)
     groups: dict[tuple, list[str]] = defaultdict(list)
-    base_indexes: dict[tuple[Path, ...], Index] = {}
     for e in entries:
-        if e.kind == "adapter" and e.base_files not in base_indexes:
-            base_indexes[e.base_files] = _files_index(e.base_files)
-        index = tensor_index(e, base_indexes.get(e.base_files))
-        groups[tuple(sorted((k, shape) for k, (_, shape) in index.items() if not (pattern and pattern.search(k))))].append(e.id)
+        groups[tuple(sorted((k, shape) for k, (_, shape) in indexes[e.id].items() if not (pattern and pattern.search(k))))].append(e.id)
     return dict(groups)
 
 

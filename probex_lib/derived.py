@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -42,8 +43,7 @@ class LineageError(ValueError):
 def layer_subset(keys: Sequence[str], max_layers: int = MAX_LAYERS) -> list[str]:
     """At most ``max_layers`` of the sorted ``keys``, evenly spaced: the layers a pair is compared on
     (notebook 09 uses the same, so its numbers are the CLI's)."""
-    keys = sorted(keys)
-    return [keys[int(round(i))] for i in np.linspace(0, len(keys) - 1, min(max_layers, len(keys)))]
+    return lineage.evenly_spaced(sorted(keys), max_layers)
 
 
 def _one(path: str | Path, role: str) -> checkpoints.ModelEntry:
@@ -54,12 +54,11 @@ def _one(path: str | Path, role: str) -> checkpoints.ModelEntry:
     return entries[0]
 
 
-def _shapes(e: checkpoints.ModelEntry) -> dict[str, tuple[int, ...]]:
-    return {k: shape for k, (_, shape) in checkpoints.tensor_index(e).items()}
+def _shapes(index: checkpoints.Index) -> dict[str, tuple[int, ...]]:
+    return {k: shape for k, (_, shape) in index.items()}
 
 
-def _layers(e: checkpoints.ModelEntry, keys: Sequence[str]) -> list[np.ndarray]:
-    index = checkpoints.tensor_index(e)
+def _layers(e: checkpoints.ModelEntry, keys: Sequence[str], index: checkpoints.Index) -> list[np.ndarray]:
     return [checkpoints.read_tensor(e, k, index).float().numpy() for k in keys]
 
 
@@ -68,8 +67,9 @@ def test_pair(a: str | Path, b: str | Path, null: Sequence[str | Path] = (), exc
               seed: int = 0, calibration: str | Path | None = recover.CALIBRATION) -> dict:
     """The verdict on "is B derived from A" as a JSON-able dict (see module doc)."""
     ea, eb = _one(a, "A"), _one(b, "B")
-    sa, sb = _shapes(ea), _shapes(eb)
-    keep = lambda k: not (exclude and __import__("re").search(exclude, k))  # noqa: E731
+    ia, ib = checkpoints.tensor_index(ea), checkpoints.tensor_index(eb)
+    sa, sb = _shapes(ia), _shapes(ib)
+    keep = lambda k: not (exclude and re.search(exclude, k))  # noqa: E731
     shared = sorted(k for k in sa if k in sb and sa[k] == sb[k] and len(sa[k]) >= 2 and keep(k))
     if not shared:
         raise LineageError(f"{ea.files[0]} and {eb.files[0]}: no 2-D tensor of the same name and shape; "
@@ -79,7 +79,7 @@ def test_pair(a: str | Path, b: str | Path, null: Sequence[str | Path] = (), exc
         raise LineageError(f"{ea.files[0]} and {eb.files[0]}: different architectures (tensors differ: {diff[:3]}); "
                            f"pass --exclude REGEX to ignore e.g. differing heads")
     keys = layer_subset(shared, max_layers)
-    xa, xb = _layers(ea, keys), _layers(eb, keys)
+    xa, xb = _layers(ea, keys, ia), _layers(eb, keys, ib)
     rng = np.random.default_rng(seed)
     dropped: list[str] = []
     if null:
@@ -87,8 +87,9 @@ def test_pair(a: str | Path, b: str | Path, null: Sequence[str | Path] = (), exc
         own = {f.resolve() for f in (*ea.files, *eb.files)}
         dropped = [e.id for e in entries if {f.resolve() for f in e.files} & own]
         entries = [e for e in entries if e.id not in dropped]
+        indexes = checkpoints.tensor_indexes(entries)
         for e in entries:
-            se = _shapes(e)
+            se = _shapes(indexes[e.id])
             bad = [k for k in keys if se.get(k) != sa[k]]
             if bad:
                 raise LineageError(f"{e.files[0]}: null model {e.id!r} is another architecture than A and B "
@@ -98,7 +99,7 @@ def test_pair(a: str | Path, b: str | Path, null: Sequence[str | Path] = (), exc
         pairs = [(i, j) for i in range(len(entries)) for j in range(i + 1, len(entries))]
         if len(pairs) > max_null_pairs:
             pairs = [pairs[k] for k in sorted(rng.choice(len(pairs), max_null_pairs, replace=False))]
-        layers = {i: _layers(entries[i], keys) for i in sorted({i for p in pairs for i in p})}
+        layers = {i: _layers(entries[i], keys, indexes[entries[i].id]) for i in sorted({i for p in pairs for i in p})}
         feats = np.array([lineage.pair_features(layers[i], layers[j]) for i, j in pairs])
         null_desc = f"{len(pairs)} pairs of {len(entries)} models given as unrelated ({', '.join(str(p) for p in null)})"
         if dropped:

@@ -63,8 +63,11 @@ def route_experts(models: recover.Models, experts: Sequence[expert_store.TreeExp
     architecture) whose router accepts it with the smallest distance relative to its spread
     (:func:`expert_store.predict_classes`), else None."""
     best: list[tuple[float, dict] | None] = [None] * len(models.ids)
+    stacks: dict[str, torch.Tensor] = {}  # experts of several trees often read the same layer: read it once
     for ex in (e for e in experts if applies(e, models)):
-        stack = torch.from_numpy(models.stack(ex.layer))
+        if ex.layer not in stacks:
+            stacks[ex.layer] = torch.from_numpy(models.stack(ex.layer))
+        stack = stacks[ex.layer]
         for i in range(len(models.ids)):
             p = expert_store.predict_classes(ex, stack[i])
             if p is not None and (best[i] is None or p.distance / max(p.spread, 1e-12) < best[i][0]):
@@ -208,6 +211,7 @@ def route_check(manifest, expert_files: Sequence[str | Path], out: str | Path, k
     atlas, _ = describe([Path(p) for p in rows["path"]], out, experts=expert_files, exclude=r"^classifier",
                         split_by_architecture=True, title=f"{split} models of {Path(rows['path'].iloc[0]).parent.parent.name}")
     by_id = {m["id"]: m for m in atlas["models"]}
+    labels: dict[str, list[str]] = {}  # each expert file read once, not once per model
     out_rows = []
     for _, r in rows.iterrows():
         m = by_id[Path(r["path"]).stem]
@@ -215,8 +219,10 @@ def route_check(manifest, expert_files: Sequence[str | Path], out: str | Path, k
         true = set(label_names(manifest, list(r[key]), key))
         acc = float("nan")
         if ex:
-            labels = expert_store.load_tree_expert(ex["expert"]).labels
-            acc = sum((lab in ex["classes"]) == (lab in true) for lab in labels) / len(labels)
+            if ex["expert"] not in labels:
+                labels[ex["expert"]] = expert_store.load_tree_expert(ex["expert"]).labels
+            names = labels[ex["expert"]]
+            acc = sum((lab in ex["classes"]) == (lab in true) for lab in names) / len(names)
         out_rows.append({"model": m["id"], "tree": r["tree"], "routed to": ex["tree"] if ex else "", "label accuracy": acc})
     return atlas, pd.DataFrame(out_rows)
 

@@ -45,6 +45,14 @@ MERGE_ALL_PAIRS = 1500  # up to this many models, every pair is tried as a 2-mod
 LORA_RANK_SHARE = 0.5  # a LoRA edge changes every changed layer by rank <= this share of its smaller side
 
 
+def evenly_spaced(items: Sequence, k: int) -> list:
+    """At most ``k`` of ``items``, evenly spaced, first and last included (all of them if k >= len)."""
+    items = list(items)
+    if len(items) <= k:
+        return items
+    return [items[int(round(i))] for i in np.linspace(0, len(items) - 1, k)]
+
+
 def as_matrices(stack: np.ndarray) -> np.ndarray:
     """(n, d_out, ...) -> (n, d_out, prod(...)); 1-D tensors become (n, 1, d)."""
     stack = np.asarray(stack)
@@ -202,6 +210,7 @@ def find_merges(d2: np.ndarray, candidates: Sequence[int] | None = None, k: int 
     sub = d2[np.ix_(idx, idx)].astype(np.float64)
     np.fill_diagonal(sub, np.inf)
     nearest = idx[np.argmin(sub, 1)] if len(idx) > 1 else idx
+    euclid = np.sqrt(np.maximum(sub, 0)) if len(idx) <= MERGE_ALL_PAIRS else None  # once, not once per model
     found: dict[int, list[int]] = {}
     for a, t in enumerate(idx):
         others, far = idx[idx != t], idx[(idx != t) & (nearest != t)]
@@ -216,8 +225,9 @@ def find_merges(d2: np.ndarray, candidates: Sequence[int] | None = None, k: int 
         best = None
         for size in (2, 3):
             combos = list(itertools.combinations(near.tolist(), size))
-            if size == 2 and len(idx) <= MERGE_ALL_PAIRS:
-                combos.append(_segment_pair(d2, int(t), others))
+            if size == 2 and euclid is not None:
+                i, j = _segment_pair(euclid, a)
+                combos.append((int(idx[i]), int(idx[j])))
             for combo in combos:
                 if any(c in found for c in combo):
                     continue
@@ -232,14 +242,16 @@ def find_merges(d2: np.ndarray, candidates: Sequence[int] | None = None, k: int 
     return found
 
 
-def _segment_pair(d2: np.ndarray, t: int, others: np.ndarray) -> tuple[int, int]:
-    """The pair of ``others`` whose segment passes closest to model t (smallest relative triangle gap)."""
-    d = np.sqrt(np.maximum(d2[np.ix_(others, others)], 0))
-    dt = np.sqrt(np.maximum(d2[t, others], 0))
-    gap = (dt[:, None] + dt[None, :] - d) / np.maximum(d, 1e-300)
+def _segment_pair(dist: np.ndarray, a: int) -> tuple[int, int]:
+    """Positions (i, j) of the pair whose segment passes closest to model ``a`` (smallest relative
+    triangle gap), all given as positions in ``dist``: Euclidean distances (m, m), inf on the diagonal."""
+    dt = dist[a]
+    with np.errstate(invalid="ignore"):
+        gap = (dt[:, None] + dt[None, :] - dist) / np.maximum(dist, 1e-300)
+    gap[a, :] = gap[:, a] = np.inf
     np.fill_diagonal(gap, np.inf)
-    a, b = np.unravel_index(int(np.argmin(gap)), gap.shape)
-    return int(others[a]), int(others[b])
+    i, j = np.unravel_index(int(np.argmin(gap)), gap.shape)
+    return int(i), int(j)
 
 
 def merge_children(dist: np.ndarray, merges: dict[int, list[int]], candidates: Sequence[int],

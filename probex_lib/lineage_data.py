@@ -57,13 +57,8 @@ def derive(kind: str, states: list[dict[str, torch.Tensor]]) -> dict[str, torch.
         x = t.numpy()
         if t.ndim < 2 or kind == "fp16":
             y = quantise(x, "fp16") if kind == "fp16" else x
-        elif kind == "int8":
-            y = quantise(x, "int8")
-        elif kind == "int4c":
-            m = x.reshape(x.shape[0], -1)
-            scale = np.abs(m).max(1, keepdims=True) / 7
-            scale[scale == 0] = 1.0
-            y = (np.clip(np.round(m / scale), -7, 7).astype(np.float32) * scale.astype(np.float32)).reshape(x.shape)
+        elif kind in ("int8", "int4c"):
+            y = quantise(x, kind)
         elif kind.startswith("prune"):
             y = prune_l1(x[None], int(kind[5:]) / 100)[0]
         else:

@@ -60,14 +60,6 @@ class Lineage:
         return [i for i, p in enumerate(self.parents) if not p]
 
 
-def _spread(keys: Sequence[str], k: int) -> list[str]:
-    """At most k of ``keys``, evenly spaced (deterministic)."""
-    keys = list(keys)
-    if len(keys) <= k:
-        return keys
-    return [keys[int(round(i))] for i in np.linspace(0, len(keys) - 1, k)]
-
-
 def recover_lineage(ids: Sequence[str], keys: Sequence[str], stack: Stack, score_keys: Sequence[str] | None = None,
                     n_trees: int | None = None, calibrator: Calibrator | None = None, c: float = 0.3,
                     check_layers: int = 8, progress: bool = True, distance: np.ndarray | None = None) -> Lineage:
@@ -104,7 +96,7 @@ def recover_lineage(ids: Sequence[str], keys: Sequence[str], stack: Stack, score
     # artefacts: lossy signature, verified against the nearest model without it
     cand = lineage.artefact_candidates(sig, dist)
     ok = {(i, s): True for i, (kind, sources) in cand.items() for s in sources}
-    for k in _spread(keys, check_layers) if cand else []:
+    for k in lineage.evenly_spaced(keys, check_layers) if cand else []:
         x = np.asarray(stack(k), dtype=np.float32)
         for i, (kind, sources) in cand.items():
             for s in sources:
@@ -160,8 +152,9 @@ def _type_mother_edges(parents, by, etype, keys, stack: Stack, prints: np.ndarra
     """LoRA or fine-tune for each MoTHer edge: LoRA if every changed layer (up to ``check_layers`` of
     them, evenly spaced) changes by low rank. Unchanged layers are found from the fingerprints."""
     edges = [(i, ps[0]) for i, ps in enumerate(parents) if by[i] in ("mother", "merge-child")]
-    changed = {e: [j for j in range(len(keys)) if not np.array_equal(prints[j, e[0]], prints[j, e[1]])] for e in edges}
-    check = {e: set(_spread(ch, check_layers)) for e, ch in changed.items()}
+    differs = (prints[:, [c for c, _ in edges]] != prints[:, [p for _, p in edges]]).any(-1)  # (keys, edges)
+    changed = {e: np.flatnonzero(differs[:, k]).tolist() for k, e in enumerate(edges)}
+    check = {e: set(lineage.evenly_spaced(ch, check_layers)) for e, ch in changed.items()}
     low = {e: bool(changed[e]) for e in edges}
     for j in sorted(set().union(*check.values()) if check else []):
         x = np.asarray(stack(keys[j]), dtype=np.float32)

@@ -300,7 +300,8 @@ def prune_l1(t: np.ndarray, amount: float) -> np.ndarray:
 
 def quantise(x: np.ndarray, kind: str) -> np.ndarray:
     """One model's tensor through fp16, or through int8: symmetric per-tensor quantisation,
-    scale max|x| / 127, stored as a ``torch.int8`` tensor, then dequantised (runs on CPU)."""
+    scale max|x| / 127, stored as a ``torch.int8`` tensor, then dequantised (runs on CPU); or
+    "int4c": symmetric per-output-channel 4-bit, scale max|row| / 7 (the lineage views' second grid)."""
     t = torch.from_numpy(np.array(x))
     if kind == "fp16":
         return t.half().float().numpy()
@@ -308,7 +309,12 @@ def quantise(x: np.ndarray, kind: str) -> np.ndarray:
         scale = float(t.abs().max()) / 127 or 1.0
         q = torch.clamp(torch.round(t / scale), -127, 127).to(torch.int8)
         return (q.float() * scale).numpy()
-    raise ValueError(f"unknown quantisation {kind!r}; valid: ['fp16', 'int8']")
+    if kind == "int4c":
+        m = np.asarray(x).reshape(len(x), -1)
+        scale = np.abs(m).max(1, keepdims=True) / 7
+        scale[scale == 0] = 1.0
+        return (np.clip(np.round(m / scale), -7, 7).astype(np.float32) * scale.astype(np.float32)).reshape(np.shape(x))
+    raise ValueError(f"unknown quantisation {kind!r}; valid: ['fp16', 'int8', 'int4c']")
 
 
 def pruning(w: Weights, amounts: Sequence[float], group: str = SCORE_GROUP, c: float = 0.3) -> pd.DataFrame:

@@ -69,15 +69,11 @@ class ModelGraph:
 class Models:
     """The models of one architecture group, read one layer of all models at a time."""
 
-    def __init__(self, entries: list[checkpoints.ModelEntry]):
+    def __init__(self, entries: list[checkpoints.ModelEntry], indexes: dict | None = None):
         self.entries = {e.id: e for e in entries}
         self.ids = sorted(self.entries)
-        base_indexes: dict = {}
-        self.index = {}
-        for e in entries:
-            if e.kind == "adapter" and e.base_files not in base_indexes:
-                base_indexes[e.base_files] = checkpoints._files_index(e.base_files)
-            self.index[e.id] = checkpoints.tensor_index(e, base_indexes.get(e.base_files))
+        indexes = indexes if indexes is not None else checkpoints.tensor_indexes(entries)
+        self.index = {m: indexes[m] for m in self.ids}
         self.adapters = [m for m in self.ids if self.entries[m].kind == "adapter"]
 
     def keys(self, exclude: str | None = None) -> list[str]:
@@ -113,7 +109,8 @@ def load_models(inputs, base: str | Path | None = None, split_by_architecture: b
         adapters = sorted(e.id for e in entries if e.kind == "adapter")
         raise RecoverError(f"{inputs}: mixes LoRA adapters ({adapters[:3]} ...) and full checkpoints; recover them separately "
                            f"(the adapters with --base)")
-    groups = checkpoints.architecture_groups(entries, exclude)
+    indexes = checkpoints.tensor_indexes(entries)
+    groups = checkpoints.architecture_groups(entries, exclude, indexes)
     if len(groups) > 1 and not split_by_architecture:
         raise RecoverError(f"{inputs}: {checkpoints.mixed_architecture_error(groups)}; pass --split-by-architecture "
                            f"to recover each group, or --exclude REGEX to ignore differing tensors (heads)")
@@ -125,7 +122,7 @@ def load_models(inputs, base: str | Path | None = None, split_by_architecture: b
         groups = {k: ids for k, ids in groups.items() if len(ids) > 1}
         if not groups:
             raise RecoverError(f"{inputs}: every architecture group has a single model; a Model Graph needs at least two")
-    return [Models([by_id[m] for m in ids]) for ids in groups.values()]
+    return [Models([by_id[m] for m in ids], indexes) for ids in groups.values()]
 
 
 def recover(folder: str | Path, n_trees: int | None = None, base: str | Path | None = None,
@@ -172,8 +169,12 @@ def _recover_group(models: Models, n_trees, score_layers, generalization, c,
     if not score_keys:
         raise RecoverError(f"no layer matches score_layers={score_layers!r}; 2-D layers include {keys[:5]}")
     if generalization:  # continued pre-training: MoTHer only (artefact and merge checks assume specialisation)
-        dist = sum(mother.pairwise_l2(models.stack(k).reshape(len(ids), -1)) for k in keys) / len(keys)
-        score = sum(mother.kurtosis_score([models.stack(k).reshape(len(ids), -1)]) for k in score_keys)
+        dist, score = np.zeros((len(ids), len(ids))), np.zeros(len(ids))
+        for k in keys:  # each layer read once
+            flat = models.stack(k).reshape(len(ids), -1)
+            dist += mother.pairwise_l2(flat) / len(keys)
+            if k in score_keys:
+                score += mother.kurtosis_score([flat])
         labels, parent = mother.recover_graph(dist, score, n_trees, generalization, c)
         parents = [[int(p)] if p >= 0 else [] for p in parent]
         return ModelGraph(ids, labels, parent, score, dist, parents, ["fine-tune" if p else "" for p in parents],
