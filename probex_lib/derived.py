@@ -33,7 +33,7 @@ MAX_NULL_PAIRS = 300
 
 MEANING = ("derived: A and B are one lineage family (one descends from the other, or both from a common "
            "ancestor) beyond the null of unrelated models; the test does not tell a parent from a sibling or a cousin "
-           "(held-out ROC AUC 0.83 against same-tree non-lineage pairs; probex-describe on the whole folder places edges)")
+           "(README, rows K-pair1 and K-pair2; probex-describe on the whole folder places edges)")
 
 
 class LineageError(ValueError):
