@@ -16,10 +16,11 @@ import pandas as pd
 from . import atomic, paths
 
 TIERS = ("reproduced", "partly", "not reproduced")  # what a rule of verdicts.py returns
+TREND_TIERS = ("reproduced at default", "trend toward paper", "no trend")  # what a scaling-curve rule returns
 NOT_RUN = "not run"  # the notebook has not (successfully) run yet
 NOT_JUDGED = "not judged"  # it ran, but a number its rule needs is missing or not finite
 STATUSES = (NOT_RUN, NOT_JUDGED)  # the one vocabulary for claims without a verdict
-VERDICTS = TIERS + STATUSES
+VERDICTS = TIERS + TREND_TIERS + STATUSES
 
 
 @dataclass(frozen=True)

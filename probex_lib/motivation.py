@@ -83,22 +83,36 @@ def population_specs(cfg: MotivationConfig, roots_dir: Path) -> list[zoo.ModelSp
     return specs
 
 
+# Settings that choose how many models exist or how they are read, not how any one model is trained:
+# a population of n models is the first n of a larger one (per-model seeds), so every size shares one zoo.
+SIZE_FIELDS = ("models_t1", "models_other_trees", "models_forest", "size_grid", "size_repeats", "split", "layer")
+
+
+def zoo_settings(cfg: MotivationConfig) -> dict:
+    """The settings a model file depends on (the config without :data:`SIZE_FIELDS`)."""
+    return {k: v for k, v in profiles.as_dict(cfg).items() if k not in SIZE_FIELDS}
+
+
 def default_zoo_dir(cfg: MotivationConfig, profile: str) -> Path:
-    """``data/motivation/<profile>-<hash of the settings>``: other settings, other folder."""
-    return paths.data_dir() / "motivation" / f"{profile}-{profiles.settings_hash(cfg)}"
+    """``data/motivation/<profile>-<hash of the zoo settings>``: other settings, other folder; other
+    population sizes, the same folder (a larger population adds models to it)."""
+    return paths.data_dir() / "motivation" / f"{profile}-{profiles.settings_hash(zoo_settings(cfg))}"
 
 
 def build_populations(cfg: MotivationConfig, zoo_dir: str | Path, executor: parallel.Executor = "process",
                       n_workers: int | None = None) -> pd.DataFrame:
-    """Train (or resume) the roots and all populations; returns the population manifest."""
+    """Train (or resume) the roots and all populations; returns the manifest of the populations
+    ``cfg`` asks for (the folder may hold more models, trained for a larger population size)."""
     zoo_dir = Path(zoo_dir)
-    settings = profiles.as_dict(cfg)
+    settings = zoo_settings(cfg)
     for split, n in (("train", cfg.data.n_train), ("test", cfg.data.n_test)):
         data.load_images(cfg.data.source, split, n, cfg.data.seed)  # cache once, before workers start
     zoo.generate_zoo(zoo_dir / "roots", root_specs(cfg), train_resnet9, settings, executor, n_workers,
                      desc="pre-training roots on B")
-    return zoo.generate_zoo(zoo_dir / "populations", population_specs(cfg, zoo_dir / "roots"), train_resnet9,
-                            settings, executor, n_workers, desc="fine-tuning T1..T4 and F")
+    specs = population_specs(cfg, zoo_dir / "roots")
+    man = zoo.generate_zoo(zoo_dir / "populations", specs, train_resnet9, settings, executor, n_workers,
+                           desc="fine-tuning T1..T4 and F")
+    return man[man["model_id"].isin({s.model_id for s in specs})].reset_index(drop=True)
 
 
 # --------------------------------------------------------------------------- metanetwork experiments
@@ -118,11 +132,29 @@ class Population:
     test: np.ndarray
 
 
+SPLIT_BLOCK = 10  # models per block of the nested split
+
+
 def split_indices(n: int, fractions: tuple[float, float, float], seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Random train/val/test index arrays (sorted) with the given fractions of ``n``."""
-    perm = np.random.default_rng(seed).permutation(n)
-    n_train, n_val = int(round(fractions[0] * n)), int(round(fractions[1] * n))
-    return np.sort(perm[:n_train]), np.sort(perm[n_train:n_train + n_val]), np.sort(perm[n_train + n_val:])
+    """Train/val/test index arrays (sorted) of models 0..n-1 with the given fractions, nested in n:
+    model i's part depends on i and ``seed`` only, so the split of the first k models of a population
+    is the split of a k-model population (scaling curves compare populations of different sizes).
+
+    Models come in blocks of 10; each block's slots are a seeded permutation of 7 train, 1 val and 2
+    test (for 0.7/0.1/0.2), so whole blocks have the exact fractions. Fractions must be multiples of
+    0.1 summing to 1; fewer than one model in a part is an error naming the population size.
+    """
+    counts = [f * SPLIT_BLOCK for f in fractions]
+    if any(abs(c - round(c)) > 1e-9 for c in counts) or sum(round(c) for c in counts) != SPLIT_BLOCK:
+        raise profiles.ProfileError(f"split {tuple(fractions)}: the fractions must be multiples of 0.1 that sum to 1")
+    part_of_slot = np.repeat([0, 1, 2], [round(c) for c in counts])
+    part = np.array([part_of_slot[np.random.default_rng([seed, i // SPLIT_BLOCK]).permutation(SPLIT_BLOCK)[i % SPLIT_BLOCK]]
+                     for i in range(n)], dtype=int)
+    out = tuple(np.flatnonzero(part == k) for k in range(3))
+    if n and any(len(o) == 0 for o in out):
+        raise ValueError(f"a population of {n} models has an empty train, val or test part under split {tuple(fractions)}; "
+                         "use at least 10 models")
+    return out  # type: ignore[return-value]
 
 
 def load_populations(cfg: MotivationConfig, manifest: pd.DataFrame, layer: str | None = None) -> dict[str, Population]:

@@ -254,7 +254,7 @@ _SECTIONS: dict[str, dict[str, Any]] = {
     "motivation": {
         "smoke": MotivationConfig(
             data=DataConfig(n_train=40, n_test=10), n_classes_a=10, n_classes_b=5, classes_per_model=5,
-            width=4, models_t1=12, models_other_trees=6, models_forest=12, root_images_per_class=40,
+            width=4, models_t1=12, models_other_trees=10, models_forest=12, root_images_per_class=40,
             images_per_class=10, epochs=1, size_grid=(4, 8), size_repeats=2,
         ),
         "default": MotivationConfig(),

@@ -29,6 +29,7 @@ from typing import Any
 
 from scipy.stats import norm
 
+from . import claims
 from .claims import Claim, NOT_JUDGED
 
 Numbers = Mapping[str, Any]
@@ -121,6 +122,8 @@ def judge(claim_id: str, numbers: Numbers, ours: str, figure: str = "", details:
     r = RULES[claim_id]
     why = _missing(r.needs, numbers)
     verdict = NOT_JUDGED if why else r.decide(numbers)
+    if verdict == NOT_JUDGED and not why:
+        why = "the numbers do not meet the rule's conditions for a verdict (see its text)"
     if verdict not in r.tiers and verdict != NOT_JUDGED:
         raise AssertionError(f"rule {claim_id} returned {verdict!r}, not one of its tiers {r.tiers}")
     info = {"numbers": _plain(numbers), **(details or {})}
@@ -615,6 +618,86 @@ def _k_pair2(n: Numbers) -> str:
     return _pair_rule(n, LINEAGE_TARGETS["auc_2hop"])
 
 
+# =========================================================================== scaling curves (issue 16, notebook 08)
+#
+# Written before any curve was measured. A curve is one claim's effect measured at several values
+# of one scale axis, oriented so that the paper's direction is up (a larger T - F gap, a larger
+# graph accuracy, ...), with a standard error per point from seeds (independent roots, repeats) or
+# the test models. Each point is also judged by the claim's own rule above ("point verdict").
+
+
+TREND_TIERS = claims.TREND_TIERS  # ("reproduced at default", "trend toward paper", "no trend")
+
+# curve id -> (claim, axis, the effect on the y axis, the paper's value of that effect or None)
+TREND_CURVES: dict[str, tuple[str, str, str, float | None]] = {
+    "P-F3a@models": ("P-F3a", "models per population", "T1 - F metanetwork accuracy", 0.844 - 0.502),
+    "P-F3a@width": ("P-F3a", "ResNet9 width multiplier", "T1 - F metanetwork accuracy", 0.844 - 0.502),
+    "P-F3c@models": ("P-F3c", "models per tree (T1..T4 equal)", "T1 alone - mean with other trees",
+                     0.844 - (0.752 + 0.686 + 0.724) / 3),
+    "M-T1@root_steps": ("M-T1", "root pre-training steps", "FT graph accuracy", 0.94),
+    "M-F1@root_steps": ("M-F1", "root pre-training steps", "Pearson rho, weight vs edge distance", 0.99),
+    "M-F2@root_steps": ("M-F2", "root pre-training steps", "share of pre-training records where kurtosis rises", None),
+    "M-F7@root_steps": ("M-F7", "root pre-training steps", "chain direction signal, flipped prior", 0.75),
+}
+TREND_Z = 2.0  # a trend: the fitted slope beyond this many of its standard errors
+
+
+def trend_fit(x: list[float], y: list[float], se: list[float]) -> dict[str, float]:
+    """Weighted least squares of y = a + b log2(x), weights 1 / se^2 (b: change per doubling of x).
+
+    The slope's SE is the known-variance SE sqrt(1 / sum w (t - t_w)^2), multiplied by the Birge
+    ratio sqrt(chi2 / (k - 2)) when the points scatter more than their SEs say (never divided by
+    it). Returns slope, slope_se, intercept, chi2_dof (nan for k = 2)."""
+    t = [math.log2(v) for v in x]
+    w = [1.0 / (s * s) for s in se]
+    sw = sum(w)
+    tw = sum(wi * ti for wi, ti in zip(w, t)) / sw
+    yw = sum(wi * yi for wi, yi in zip(w, y)) / sw
+    sxx = sum(wi * (ti - tw) ** 2 for wi, ti in zip(w, t))
+    if sxx <= 0:
+        return {"slope": 0.0, "slope_se": math.inf, "intercept": yw, "chi2_dof": math.nan}
+    b = sum(wi * (ti - tw) * (yi - yw) for wi, ti, yi in zip(w, t, y)) / sxx
+    a = yw - b * tw
+    k = len(x)
+    chi2_dof = sum(wi * (yi - a - b * ti) ** 2 for wi, ti, yi in zip(w, t, y)) / (k - 2) if k > 2 else math.nan
+    inflate = math.sqrt(chi2_dof) if k > 2 and chi2_dof > 1 else 1.0
+    return {"slope": b, "slope_se": math.sqrt(1.0 / sxx) * inflate, "intercept": a, "chi2_dof": chi2_dof}
+
+
+def _trend(n: Numbers) -> str:
+    x, y, se = list(n["x"]), list(n["y"]), list(n["se"])
+    if not (len(x) == len(y) == len(se) == len(n["point_verdicts"])) or len(set(x)) < 3 or min(se) <= 0 or min(x) <= 0:
+        return NOT_JUDGED  # fewer than 3 distinct points, or noise not measured: no verdict
+    if n["default_x"] in x and n["point_verdicts"][x.index(n["default_x"])] == "reproduced":
+        return "reproduced at default"
+    f = trend_fit(x, y, se)
+    return "trend toward paper" if z_of(f["slope"], f["slope_se"]) > TREND_Z else "no trend"
+
+
+for _cid, (_claim, _axis, _effect, _paper) in TREND_CURVES.items():
+    rule(_cid, f"{_claim} along {_axis}: {_effect}",
+         "the paper's scale" if _paper is None else f"{_paper:.3g} at the paper's scale",
+         "points need an SE (seeds or test models) and the axis >= 3 values. reproduced at default: the claim's own "
+         "rule says 'reproduced' at the default profile's point; trend toward paper: the weighted least-squares slope "
+         "of the effect against log2 of the axis (weights 1/SE^2; slope SE inflated by the Birge ratio when points "
+         f"scatter beyond their SEs) is positive beyond {TREND_Z:g} SE; else no trend (flat or opposite in the range "
+         "tried)", ("x", "y", "se", "default_x", "point_verdicts"), tiers=TREND_TIERS)(_trend)
+
+_RANK = {"not reproduced": 0, "partly": 1, "reproduced": 2}
+
+
+def move_default(x: list[float], point_verdicts: list[str], default_x: float, affordable: list[float]) -> float | None:
+    """The rule for moving the default profile along an axis, written before the curves: the cheapest
+    (smallest) affordable value above the default whose point verdict (the claim's own rule) ranks
+    above the default point's; None (stay) when there is none. ``affordable``: the values the default
+    profile's run-time budget allows (the axis's default-profile points)."""
+    if default_x not in x:
+        return None
+    here = _RANK.get(point_verdicts[x.index(default_x)], -1)
+    better = [v for v, pv in zip(x, point_verdicts) if v > default_x and v in affordable and _RANK.get(pv, -1) > here]
+    return min(better) if better else None
+
+
 # =========================================================================== findings text
 
 
@@ -628,4 +711,5 @@ def findings_markdown(claims_list: list[Claim]) -> str:
 
 
 __all__ = ["RULES", "Rule", "judge", "findings_markdown", "tier", "se_diff", "binomial_se", "null_se", "z_of",
-           "bonferroni_z", "mother_ok", "auc_se", "PAPER_RECIPE", "PAPER_RUNTIME_S", "LINEAGE_TARGETS"]
+           "bonferroni_z", "mother_ok", "auc_se", "PAPER_RECIPE", "PAPER_RUNTIME_S", "LINEAGE_TARGETS", "TREND_TIERS",
+           "TREND_CURVES", "trend_fit", "move_default"]

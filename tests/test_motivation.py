@@ -35,6 +35,20 @@ def test_split_indices_fractions():
     assert len(set(tr) | set(va) | set(te)) == 100
 
 
+def test_split_is_nested_in_the_population_size():
+    """The first k models of a population are split as a k-model population (scaling curves)."""
+    big = mo.split_indices(140, (0.7, 0.1, 0.2), seed=3)
+    for k in (35, 70):
+        small = mo.split_indices(k, (0.7, 0.1, 0.2), seed=3)
+        for part_small, part_big in zip(small, big):
+            assert part_small.tolist() == [i for i in part_big if i < k]
+    assert [len(p) for p in mo.split_indices(70, (0.7, 0.1, 0.2), seed=3)] == [49, 7, 14]
+    with pytest.raises(ValueError, match="population of 3 models"):
+        mo.split_indices(3, (0.7, 0.1, 0.2), seed=0)
+    with pytest.raises(profiles.ProfileError, match="multiples of 0.1"):
+        mo.split_indices(50, (0.75, 0.05, 0.2), seed=0)
+
+
 def test_training_learns_and_bad_roots_are_named(kit_dirs):
     cfg = profiles.get_config("motivation", "smoke")
     p = {**mo._base_params(cfg), "classes": [0, 31], "images_per_class": 30, "epochs": 5, "lr": 0.05, "batch_size": 16,

@@ -113,6 +113,54 @@ CASES: dict[str, list[tuple[dict, str]]] = {
 }
 
 
+def _curve(y: list[float], se: float = 0.01, at_default: str = N) -> dict:
+    x = [150, 300, 600, 1200][: len(y)]
+    pv = [N] * len(y)
+    pv[x.index(600) if 600 in x else 0] = at_default
+    return {"x": x, "y": y, "se": [se] * len(y), "default_x": 600, "point_verdicts": pv}
+
+
+TD, TT, NT = claims.TREND_TIERS
+for _cid in verdicts.TREND_CURVES:  # every curve rule: the same trend tiers
+    CASES[_cid] = [(_curve([0.1, 0.1, 0.1, 0.1], at_default=R), TD),  # reproduced at default, whatever the slope
+                   (_curve([0.1, 0.15, 0.2, 0.25], at_default=P), TT),  # +0.05 per doubling, SE 0.01
+                   (_curve([0.1, 0.11, 0.1, 0.11]), NT),  # flat within noise
+                   (_curve([0.3, 0.2, 0.1, 0.0]), NT)]  # opposite to the paper
+
+
+def test_trend_fit_by_hand_and_scatter_inflates_the_slope_se():
+    f = verdicts.trend_fit([1, 2, 4], [0.0, 1.0, 2.0], [1.0, 1.0, 1.0])
+    assert f["slope"] == pytest.approx(1.0) and f["intercept"] == pytest.approx(0.0)
+    assert f["slope_se"] == pytest.approx(math.sqrt(0.5))  # sum (t - mean t)^2 = 2
+    noisy = verdicts.trend_fit([1, 2, 4, 8], [0.0, 3.0, -1.0, 4.0], [0.1] * 4)
+    quiet = verdicts.trend_fit([1, 2, 4, 8], [0.0, 3.0, -1.0, 4.0], [10.0] * 4)
+    assert noisy["chi2_dof"] > 1 and noisy["slope_se"] == pytest.approx(quiet["slope_se"] / 100 * math.sqrt(noisy["chi2_dof"]))
+    assert quiet["slope_se"] == pytest.approx(math.sqrt(1 / (5 / 100)))  # chi2/dof < 1: never deflated
+
+
+def test_trend_points_scattered_beyond_their_se_are_no_trend():
+    """A rising fit whose points jump around far beyond their SEs: the Birge ratio keeps it a non-trend."""
+    c = _curve([0.0, 0.3, 0.05, 0.35], se=0.01)
+    assert verdicts.judge("P-F3c@models", c, "ours").verdict == NT
+
+
+def test_trend_needs_three_points_and_measured_noise():
+    two = {"x": [300, 600], "y": [0.1, 0.5], "se": [0.01, 0.01], "default_x": 600, "point_verdicts": [N, N]}
+    zero_se = {**_curve([0.1, 0.2, 0.3, 0.4]), "se": [0.0] * 4}
+    for numbers in (two, zero_se):
+        c = verdicts.judge("M-T1@root_steps", numbers, "ours")
+        assert c.verdict == claims.NOT_JUDGED and "conditions" in c.details["not_judged"]
+
+
+def test_move_default_takes_the_cheapest_affordable_better_point():
+    x, aff = [150, 300, 600, 1200, 2400], [150, 300, 600, 1200]
+    assert verdicts.move_default(x, [N, N, N, P, R], 600, aff) == 1200
+    assert verdicts.move_default(x, [N, N, N, N, R], 600, aff) is None  # only the unaffordable point is better
+    assert verdicts.move_default(x, [R, R, P, P, R], 600, aff) is None  # no better point above the default
+    assert verdicts.move_default(x, [N, N, P, R, R], 600, aff) == 1200
+    assert verdicts.move_default(x, [N] * 5, 999, aff) is None
+
+
 def test_every_rule_has_cases_and_every_case_names_a_rule():
     assert set(CASES) == set(verdicts.RULES)
 
