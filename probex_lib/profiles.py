@@ -5,6 +5,8 @@ Profiles differ only in numbers and in where data and models come from:
 * ``smoke``: CI; seconds to a few minutes per notebook; checks that the code path runs.
 * ``default``: ``./run_all.sh``; offline, 2 CPU cores; a scaled-down, faithful reproduction.
 * ``paper``: the papers' scale (real CIFAR-100, 500 models per population, GPUs, Dask).
+* ``scaling``: notebook 08's larger points (``./run_all.sh --profile scaling --only 08``); every
+  other section is the ``default`` one, so the curves extend the default zoos.
 
 A notebook asks for its section with :func:`get_config` and may override any field by name;
 an unknown profile, section or field is an error listing the valid ones.
@@ -17,7 +19,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-PROFILES = ("smoke", "default", "paper")
+PROFILES = ("smoke", "default", "paper", "scaling")
 
 
 class ProfileError(ValueError):
@@ -250,7 +252,38 @@ class LineageConfig:
     seed: int = 0
 
 
+@dataclass(frozen=True)
+class ScalingConfig:
+    """Notebook 08: each headline claim's effect along the scale axis on which our setting differs
+    most from the paper's. Every other setting is the ``default`` profile's (``smoke`` in smoke).
+
+    ``root_steps``: AdamW steps of MoTHer root pre-training (M-T1 FT, M-F1, M-F2, M-F7), each
+    value a separate run with the kit's schedule (warm-up, linear decay to its own end), on
+    ``mother_roots`` roots with an FT tree each and the chain of root 0; the value equal to
+    notebook 06's reuses its models. ``tree_models``: models in each of T1..T4 and F (P-F3a,
+    P-F3c), one shared zoo with notebook 01. ``resnet_widths``: the ResNet9 width multiplier
+    (P-F3a) at ``width_models`` models per population (empty: not run).
+    """
+
+    axes: tuple[str, ...] = ("root_steps", "tree_models", "resnet_width")
+    root_steps: tuple[int, ...] = (150, 300, 600, 1200)
+    mother_roots: int = 3
+    tree_models: tuple[int, ...] = (35, 70, 140)
+    resnet_widths: tuple[int, ...] = ()
+    width_models: int = 70
+    seed: int = 0
+
+
 _SECTIONS: dict[str, dict[str, Any]] = {
+    "scaling": {
+        "smoke": ScalingConfig(root_steps=(10, 20, 40), mother_roots=2, tree_models=(10, 12, 20), resnet_widths=(2, 4, 6),
+                               width_models=10),
+        "default": ScalingConfig(),
+        "paper": ScalingConfig(root_steps=(1000, 3000, 10000), mother_roots=5, tree_models=(100, 200, 350, 500),
+                               resnet_widths=(16, 32, 64), width_models=350),
+        "scaling": ScalingConfig(root_steps=(150, 300, 600, 1200, 2400, 4800), tree_models=(35, 70, 140, 350),
+                                 resnet_widths=(4, 8, 16)),
+    },
     "motivation": {
         "smoke": MotivationConfig(
             data=DataConfig(n_train=40, n_test=10), n_classes_a=10, n_classes_b=5, classes_per_model=5,
@@ -346,11 +379,16 @@ def get_config(section: str, profile: str, overrides: dict[str, Any] | None = No
         raise ProfileError(f"unknown section {section!r}; valid sections: {sections()}")
     if profile not in PROFILES:
         raise ProfileError(f"unknown profile {profile!r}; valid profiles: {list(PROFILES)}")
-    cfg = _SECTIONS[section][profile]
+    cfg = _SECTIONS[section][profile] if profile in _SECTIONS[section] else _SECTIONS[section][base_profile(profile)]
     overrides = dict(overrides or {})
     if seed is not None:
         overrides["seed"] = seed
     return _apply(cfg, overrides, section)
+
+
+def base_profile(profile: str) -> str:
+    """The profile whose zoos and settings ``profile`` extends: ``scaling`` extends ``default``."""
+    return "default" if profile == "scaling" else profile
 
 
 def _apply(cfg: Any, overrides: dict[str, Any], where: str) -> Any:

@@ -10,7 +10,7 @@ def test_every_profile_defines_every_section():
 
 
 def test_unknown_profile_lists_the_valid_ones():
-    with pytest.raises(profiles.ProfileError, match=r"unknown profile 'fast'; valid profiles: \['smoke', 'default', 'paper'\]"):
+    with pytest.raises(profiles.ProfileError, match=r"unknown profile 'fast'; valid profiles: \['smoke', 'default', 'paper', 'scaling'\]"):
         profiles.get_config("motivation", "fast")
     with pytest.raises(profiles.ProfileError, match="valid sections"):
         profiles.get_config("nope", "smoke")
@@ -29,7 +29,7 @@ def test_overrides_by_name_nested_and_typed():
 
 
 def test_profiles_differ_only_in_numbers_and_sources():
-    smoke, default, paper = (profiles.get_config("motivation", p) for p in profiles.PROFILES)
+    smoke, default, paper = (profiles.get_config("motivation", p) for p in ("smoke", "default", "paper"))
     assert type(smoke) is type(default) is type(paper)
     assert smoke.models_t1 < default.models_t1 < paper.models_t1
     assert paper.data.source == "cifar100" and default.data.source == "procedural"

@@ -1,0 +1,297 @@
+"""Notebook 08: each headline claim's effect along one scale axis (issue 16).
+
+An *axis* is a setting on which our ``default`` scale differs most from the paper's. A *point* is
+one value of it: a zoo (cached by its settings hash like every zoo of the kit, resumable model by
+model) and the claim's numbers measured on it. Each point is judged by the claim's own rule
+(:mod:`probex_lib.verdicts`) and the curve by the trend rule there.
+
+* ``root_steps`` (M-T1 FT, M-F1, M-F2, M-F7): MoTHer roots pre-trained for s steps, each an FT
+  tree of 1 + 4 + 16 models, and root 0's chain of continued pre-training. Every s is its own
+  run with the kit's schedule (warm-up, then linear decay to *its own* last step; a checkpoint of
+  a longer run would be a different, undecayed model); s equal to notebook 06's reuses 06's files.
+* ``tree_models`` (P-F3a, P-F3c): n models in each of T1..T4 and F, one zoo shared with notebook 01
+  (per-model seeds; the split is nested in n, :func:`motivation.split_indices`).
+* ``resnet_width`` (P-F3a): the ResNet9 width multiplier, T1 and F at ``width_models`` models.
+
+A point's numbers come back as rows of one long table (``curve``, ``x``, ``y``, ``se``,
+``point_verdict``, ...): ``y`` is the effect oriented so that the paper's direction is up.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import mother_data, mother_exp, mother_zoo, motivation, parallel, paths, profiles, verdicts, zoo
+from .claims import Claim
+from .profiles import MotherConfig, MotivationConfig, ScalingConfig
+
+AXES = ("root_steps", "tree_models", "resnet_width")
+CURVES_OF_AXIS = {"root_steps": ("M-T1@root_steps", "M-F1@root_steps", "M-F2@root_steps", "M-F7@root_steps"),
+                  "tree_models": ("P-F3a@models", "P-F3c@models"), "resnet_width": ("P-F3a@width",)}
+MOTHER_SCORE_GROUP, MOTHER_TRACE_GROUP = mother_exp.SCORE_GROUP, "attention"  # notebook 06's headline choices
+MIN_POPULATION = motivation.SPLIT_BLOCK  # a population needs one full block of the nested split
+
+
+class AxisError(ValueError):
+    """An axis value that cannot be built (raised before any training starts)."""
+
+
+def axis_values(cfg: ScalingConfig, axis: str) -> tuple[int, ...]:
+    return {"root_steps": cfg.root_steps, "tree_models": cfg.tree_models, "resnet_width": cfg.resnet_widths}[axis]
+
+
+def default_value(axis: str, profile: str) -> int:
+    """The axis value of the profile's own experiments (the point marked on each curve)."""
+    base = profiles.base_profile(profile)
+    if axis == "root_steps":
+        return profiles.get_config("mother", base).root_steps
+    mo = profiles.get_config("motivation", base)
+    return mo.models_t1 if axis == "tree_models" else mo.width
+
+
+def check(cfg: ScalingConfig, profile: str) -> None:
+    """Every axis value buildable, else an :class:`AxisError` naming the axis and the value."""
+    unknown = sorted(set(cfg.axes) - set(AXES))
+    if unknown:
+        raise AxisError(f"unknown scaling axis {unknown}; valid axes: {list(AXES)}")
+    base = profiles.base_profile(profile)
+    mo, mc = profiles.get_config("motivation", base), profiles.get_config("mother", base)
+    for axis in cfg.axes:
+        values = axis_values(cfg, axis)
+        if len(set(values)) != len(values):
+            raise AxisError(f"axis {axis}: repeated values {list(values)}")
+        for v in values:
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise AxisError(f"axis {axis}: value {v!r} is not a positive integer")
+            if axis == "root_steps" and v < 10:
+                raise AxisError(f"axis root_steps: value {v}: fewer than 10 steps leave no warm-up (10% of the steps)")
+            if axis == "tree_models" and v < MIN_POPULATION:
+                raise AxisError(f"axis tree_models: value {v}: a population needs >= {MIN_POPULATION} models "
+                                "(one block of the nested 70/10/20 split)")
+    if "root_steps" in cfg.axes:
+        if not 1 <= cfg.mother_roots:
+            raise AxisError(f"mother_roots = {cfg.mother_roots}: need at least one root")
+        if mc.classes_per_task > len(mother_zoo._all_classes()):
+            raise AxisError(f"axis root_steps: MoTHer tasks of {mc.classes_per_task} classes, but the images have "
+                            f"{len(mother_zoo._all_classes())} classes")
+    if {"tree_models", "resnet_width"} & set(cfg.axes):
+        if mo.classes_per_model > mo.n_classes_a:
+            raise AxisError(f"models of {mo.classes_per_model} classes, but dataset A has {mo.n_classes_a}")
+        if "resnet_width" in cfg.axes and cfg.resnet_widths and cfg.width_models < MIN_POPULATION:
+            raise AxisError(f"axis resnet_width: width_models = {cfg.width_models}: a population needs >= {MIN_POPULATION} models")
+
+
+def sem(values: list[float]) -> float:
+    """Standard error of the mean across seeds (nan for one value)."""
+    return float(np.std(values, ddof=1) / np.sqrt(len(values))) if len(values) > 1 else float("nan")
+
+
+def share_se(per_seed: list[float], n: int) -> float:
+    """SE of a mean share across seeds, floored by the binomial SE of the pooled share over its n
+    decisions with one success and one failure added (so that seeds that agree exactly, e.g. three
+    trees all at 1.0, still carry the resolution of n decisions, never an SE of 0)."""
+    p = (float(np.mean(per_seed)) * n + 1) / (n + 2)
+    floor = verdicts.binomial_se(p, n + 2)
+    s = sem(per_seed)
+    return max(s, floor) if np.isfinite(s) else floor
+
+
+# --------------------------------------------------------------------------- MoTHer: root pre-training steps
+
+
+def mother_point_config(base: MotherConfig, steps: int, roots: int) -> MotherConfig:
+    """Notebook 06's config cut to what the curves read: ``roots`` roots pre-trained for ``steps``,
+    an FT tree each, root 0's chain; no LoRA, Deep, ResNet or merges."""
+    return dataclasses.replace(base, root_steps=steps, n_roots=roots, subsets=("FT",), deep_levels=0, resnet_trees=0,
+                               merge_roots=0)
+
+
+def mother_point(base: MotherConfig, steps: int, roots: int, profile: str, executor: parallel.Executor = "process",
+                 n_workers: int | None = None, root: str | Path | None = None) -> tuple[pd.DataFrame, str]:
+    """The manifest of one root_steps point and where it came from. The point of notebook 06's own
+    step count is a true subset of 06's dataset (same specs, seeds and data): read from there when
+    every file it needs exists; else (and for every other step count) built in its own folder."""
+    cfg = mother_point_config(base, steps, roots)
+    if steps == base.root_steps:
+        full = mother_zoo.folder_for(base, profiles.base_profile(profile))
+        need = [s.model_id for wave in mother_zoo.plan(cfg, full).values() for s in wave]
+        if all(zoo.model_path(full, m).exists() for m in need):
+            man = mother_zoo.open_dataset(full)
+            return man[man["model_id"].isin(need)].reset_index(drop=True), f"notebook 06's dataset {full.name}"
+    folder, man, _ = mother_zoo.build(cfg, "points", executor, n_workers, root or paths.data_dir() / "scaling" / "mother")
+    return man, folder.name
+
+
+def mother_numbers(man: pd.DataFrame, c: float) -> dict[str, dict[str, Any]]:
+    """Per curve of the root_steps axis: y, se, the numbers of the claim's own rule, and words."""
+    ft = mother_data.members(man, "FT")
+    trees = sorted(set(ft["tree"]))
+    per_tree, rhos, n_pairs = [], [], 0
+    for t in trees:
+        w = mother_data.load(ft[ft["tree"] == t])
+        res = mother_exp.run(w, mother_exp.distance(w, "ft"), mother_exp.score(w, MOTHER_SCORE_GROUP), 1, c)
+        per_tree.append(res["graph"])
+        df, rho = mother_exp.distance_vs_hops(w)
+        rhos.append(rho)
+        n_pairs = len(df)
+    t1 = mother_exp.table1(man, ["FT"], (MOTHER_SCORE_GROUP,), c)
+    ft_row = t1[(t1["distance"] == mother_exp.DISTANCE_LABELS["ft"])].iloc[0]
+    from .mother_claims import PAPER_T1, SHAPE_1_4_16
+
+    sub = {"FT": {"ours": float(ft_row["graph"]), "paper": PAPER_T1["FT"], "paper_baseline": SHAPE_1_4_16,
+                  "baseline": float(ft_row["baseline"]), "signal": float(ft_row["signal"]),
+                  "n_placed": int(ft_row["n placed"]), "p_random_root": float(ft_row["p random root"])}}
+    pre_ids = man.query("mode == 'pretrain'")["model_id"]
+    pre = mother_data.traces(man, pre_ids, MOTHER_TRACE_GROUP)
+    ft_tr = mother_data.traces(man, man.query("subset == 'FT'")["model_id"], MOTHER_TRACE_GROUP)
+    root_rise = [mother_exp.monotonic_fraction(pre[pre["model_id"] == r], True) for r in trees]
+    net = {"pre_up": mother_exp.net_direction(pre, True), "n_pre": int(pre["model_id"].nunique()),
+           "ft_down": mother_exp.net_direction(ft_tr, False), "n_ft": int(ft_tr["model_id"].nunique())}
+    ch = mother_exp.chain(man, MOTHER_SCORE_GROUP, c).set_index("prior").loc["generalisation (flipped)"]
+    n_chain = int(ch["models"]) - 1
+    wrong = int(round((1 - ch["graph"]) * n_chain))
+    k = len(trees)
+    n_records = int(sum(max(len(g) - 1, 0) for _, g in pre[pre["model_id"].isin(trees)].groupby("model_id")))
+    rho_floor = (1 - min(np.mean(rhos) ** 2, 0.999)) / np.sqrt(max(n_pairs - 3, 1))
+    return {
+        "M-T1@root_steps": {"y": float(np.mean(per_tree)), "se": share_se(per_tree, int(ft_row["edges"])), "rule": {"subsets": sub},
+                            "ours": f"FT graph accuracy {np.mean(per_tree):.2f} (per tree {', '.join(f'{a:.2f}' for a in per_tree)}); "
+                                    f"direction signal {sub['FT']['signal']:.2f}"},
+        "M-F1@root_steps": {"y": float(np.mean(rhos)), "se": float(np.nanmax([sem(rhos), rho_floor / np.sqrt(k)])), "rule": {"rho": float(np.mean(rhos)), "n_pairs": n_pairs},
+                            "ours": f"rho {np.mean(rhos):.2f} (per tree {', '.join(f'{r:.2f}' for r in rhos)})"},
+        "M-F2@root_steps": {"y": float(np.mean(root_rise)), "se": share_se(root_rise, n_records), "rule": net,
+                            "ours": f"{np.mean(root_rise):.2f} of pre-training records rise (per root "
+                                    f"{', '.join(f'{r:.2f}' for r in root_rise)}); net up {net['pre_up']:.2f} of {net['n_pre']} "
+                                    f"pre-training runs, net down {net['ft_down']:.2f} of {net['n_ft']} fine-tunes"},
+        "M-F7@root_steps": {"y": float(ch["signal"]), "se": verdicts.null_se(int(ch["n placed"])),
+                            "rule": {"wrong": wrong, "signal": float(ch["signal"]), "n_placed": int(ch["n placed"])},
+                            "ours": f"{wrong} of {n_chain} chain edges wrong, signal {ch['signal']:.2f} (SE: null, "
+                                    f"{int(ch['n placed'])} edges)"},
+        "_": {"seeds": k},
+    }
+
+
+# --------------------------------------------------------------------------- ProbeX Fig. 3: population size, ResNet9 width
+
+
+def motivation_point_config(base: MotivationConfig, n: int, trees: bool = True, width: int | None = None) -> MotivationConfig:
+    """Notebook 01's config with n models in T1, F (and T2..T4 when ``trees``), at ``width``."""
+    return dataclasses.replace(base, models_t1=n, models_forest=n, models_other_trees=n if trees else 0,
+                               width=base.width if width is None else width)
+
+
+def motivation_numbers(cfg: MotivationConfig, man: pd.DataFrame, trees: bool = True) -> dict[str, dict[str, Any]]:
+    """P-F3a (and P-F3c when ``trees``) at one population size or width."""
+    pops = motivation.load_populations(cfg, man)
+    a = motivation.tree_vs_forest(pops).set_index("population")
+    t, f, se_t, se_f = a.loc["T1", "accuracy"], a.loc["F", "accuracy"], a.loc["T1", "se"], a.loc["F", "se"]
+    out = {"P-F3a": {"y": float(t - f), "se": verdicts.se_diff(se_t, se_f),
+                     "rule": {"t": float(t), "f": float(f), "se_t": float(se_t), "se_f": float(se_f)},
+                     "ours": f"T {t:.3f}, F {f:.3f} (gap {t - f:+.3f}); {len(pops['T1'].test)} + {len(pops['F'].test)} test models"}}
+    if trees:
+        c = motivation.negative_transfer(pops, motivation.tree_names(cfg))
+        by_k = dict(zip(c["n_trees"], c["accuracy"]))
+        se = float(c["se"].iloc[0])
+        others = [v for k, v in by_k.items() if k > 1]
+        out["P-F3c"] = {"y": float(by_k[1] - np.mean(others)), "se": verdicts.se_diff(se, se),
+                        "rule": {"alone": float(by_k[1]), "with_others": [float(o) for o in others], "se": se},
+                        "ours": ", ".join(f"{k} tree{'s' if k > 1 else ''} {v:.3f}" for k, v in by_k.items()) + f" (SE {se:.3f})"}
+    return out
+
+
+# --------------------------------------------------------------------------- the sweep
+
+
+def _rows(curve: str, x: int, num: dict[str, Any], default_x: int, source: str, seconds: float) -> dict:
+    claim = verdicts.TREND_CURVES[curve][0]
+    pv = verdicts.judge(claim, num["rule"], num["ours"]).verdict
+    return {"curve": curve, "claim": claim, "axis": verdicts.TREND_CURVES[curve][1], "x": x, "y": num["y"], "se": num["se"],
+            "point_verdict": pv, "default": x == default_x, "ours": num["ours"], "source": source,
+            "build_s": round(seconds, 1), "rule_numbers": num["rule"]}
+
+
+def _available(values: tuple[int, ...], larger: tuple[int, ...], present: Callable[[int], bool]) -> list[tuple[int, bool]]:
+    """(value, train it) for the profile's values, then the larger profile's values already on disk."""
+    extra = [v for v in larger if v not in values and present(v)]
+    return sorted([(v, True) for v in values] + [(v, False) for v in extra])
+
+
+def run_axis(axis: str, cfg: ScalingConfig, profile: str, executor: parallel.Executor = "process",
+             n_workers: int | None = None) -> pd.DataFrame:
+    """Every point of ``axis``: the profile's values (built if missing), plus values of the
+    ``scaling`` profile already built by an earlier scaling run (read, never trained here)."""
+    base = profiles.base_profile(profile)
+    larger = axis_values(profiles.get_config("scaling", "scaling"), axis) if base == "default" else ()
+    default_x = default_value(axis, profile)
+    rows = []
+    if axis == "root_steps":
+        mc = profiles.get_config("mother", base)
+
+        def present(s: int) -> bool:
+            folder = mother_zoo.folder_for(mother_point_config(mc, s, cfg.mother_roots), "points", paths.data_dir() / "scaling" / "mother")
+            return folder.exists() and all(zoo.model_path(folder, sp.model_id).exists()
+                                           for w in mother_zoo.plan(mother_point_config(mc, s, cfg.mother_roots), folder).values() for sp in w)
+
+        for s, _train in _available(cfg.root_steps, larger, present):
+            t0 = time.perf_counter()
+            man, source = mother_point(mc, s, cfg.mother_roots, profile, executor, n_workers)
+            secs = time.perf_counter() - t0
+            for curve, num in mother_numbers(man, mc.c).items():
+                if curve != "_":
+                    rows.append(_rows(curve, s, num, default_x, source, secs) | {"seeds": cfg.mother_roots})
+    else:
+        mo = profiles.get_config("motivation", base)
+        width_axis = axis == "resnet_width"
+
+        def point_cfg(v: int) -> MotivationConfig:
+            return motivation_point_config(mo, cfg.width_models, False, v) if width_axis else motivation_point_config(mo, v)
+
+        def present(v: int) -> bool:
+            c = point_cfg(v)
+            folder = motivation.default_zoo_dir(c, base)
+            return all(zoo.model_path(folder / "populations", s.model_id).exists()
+                       for s in motivation.population_specs(c, folder / "roots"))
+
+        values = cfg.resnet_widths if width_axis else cfg.tree_models
+        for v, _train in _available(values, larger, present):
+            c = point_cfg(v)
+            t0 = time.perf_counter()
+            man = motivation.build_populations(c, motivation.default_zoo_dir(c, base), executor, n_workers)
+            secs = time.perf_counter() - t0
+            for claim, num in motivation_numbers(c, man, trees=not width_axis).items():
+                curve = f"{claim}@{'width' if width_axis else 'models'}"
+                rows.append(_rows(curve, v, num, default_x, motivation.default_zoo_dir(c, base).name, secs)
+                            | {"seeds": len(motivation.load_populations(c, man)["T1"].test)})
+    return pd.DataFrame(rows)
+
+
+def judge_curves(points: pd.DataFrame, affordable: dict[str, tuple[int, ...]]) -> tuple[list[Claim], pd.DataFrame]:
+    """One trend claim per curve, and per curve the fit and what the default-moving rule says.
+
+    ``affordable``: axis -> the values the default profile's budget allows."""
+    out, fits = [], []
+    for curve, g in points.groupby("curve", sort=False):
+        g = g.sort_values("x")
+        claim, axis_words, effect, paper = verdicts.TREND_CURVES[curve]
+        axis = next(a for a, cs in CURVES_OF_AXIS.items() if curve in cs)
+        x, y, se, pv = g["x"].tolist(), g["y"].tolist(), g["se"].tolist(), g["point_verdict"].tolist()
+        dx = int(g.loc[g["default"], "x"].iloc[0]) if g["default"].any() else -1
+        fit = verdicts.trend_fit(x, y, se) if len(set(x)) >= 2 and min(se) > 0 else {}
+        move = verdicts.move_default(x, pv, dx, list(affordable.get(axis, ())))
+        ours = (", ".join(f"{a}: {b:+.3f} ± {s:.3f} ({v})" for a, b, s, v in zip(x, y, se, pv))
+                + (f"; slope {fit['slope']:+.3f} ± {fit['slope_se']:.3f} per doubling" if fit else "")
+                + (f"; rule: move the default to {move}" if move else ""))
+        c = verdicts.judge(curve, {"x": x, "y": y, "se": se, "default_x": dx, "point_verdicts": pv}, ours,
+                           f"scaling_{axis}.png", {"claim": claim, "axis": axis, "largest": max(x), "fit": fit,
+                                                   "move_default_to": move})
+        out.append(c)
+        fits.append({"curve": curve, "claim": claim, "points": len(x), "largest": max(x), "default": dx,
+                     "slope per doubling": fit.get("slope", np.nan), "slope SE": fit.get("slope_se", np.nan),
+                     "chi2/dof": fit.get("chi2_dof", np.nan), "verdict": c.verdict, "move default to": move or ""})
+    return out, pd.DataFrame(fits)
