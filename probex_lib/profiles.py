@@ -262,25 +262,27 @@ class ScalingConfig:
     ``mother_roots`` roots with an FT tree each and the chain of root 0; the value equal to
     notebook 06's reuses its models. ``tree_models``: models in each of T1..T4 and F (P-F3a,
     P-F3c), one shared zoo with notebook 01. ``resnet_widths``: the ResNet9 width multiplier
-    (P-F3a) at ``width_models`` models per population (empty: not run).
+    (P-F3a) at ``width_models`` models per population (empty: not run). ``probex_models``: training
+    models per Model-J tree for ProbeX, Dense and StatNN (P-T1), subsets of notebook 02's zoo.
     """
 
-    axes: tuple[str, ...] = ("root_steps", "tree_models", "resnet_width")
+    axes: tuple[str, ...] = ("root_steps", "tree_models", "resnet_width", "probex_models")
     root_steps: tuple[int, ...] = (150, 300, 600, 1200)
     mother_roots: int = 3
     tree_models: tuple[int, ...] = (35, 70, 140)
     resnet_widths: tuple[int, ...] = ()
     width_models: int = 70
+    probex_models: tuple[int, ...] = (25, 50, 105)  # training models per Model-J tree (P-T1); 105 = all of notebook 02's
     seed: int = 0
 
 
 _SECTIONS: dict[str, dict[str, Any]] = {
     "scaling": {
         "smoke": ScalingConfig(root_steps=(10, 20, 40), mother_roots=2, tree_models=(10, 12, 20), resnet_widths=(2, 4, 6),
-                               width_models=10),
+                               width_models=10, probex_models=(3, 5, 7)),
         "default": ScalingConfig(),
         "paper": ScalingConfig(root_steps=(1000, 3000, 10000), mother_roots=5, tree_models=(100, 200, 350, 500),
-                               resnet_widths=(16, 32, 64), width_models=350),
+                               resnet_widths=(16, 32, 64), width_models=350, probex_models=(50, 100, 200, 350)),
         "scaling": ScalingConfig(root_steps=(150, 300, 600, 1200, 2400, 4800), tree_models=(35, 70, 140, 350),
                                  resnet_widths=(4, 8, 16)),
     },

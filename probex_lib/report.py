@@ -109,9 +109,26 @@ def table(records: pd.DataFrame, ok_notebooks: dict[str, str], readme: str | Pat
         else:
             rows.append(_row(p["id"], p["paper"], p["what"], r, ok_notebooks))
     for cid, r in by_id.items():  # the kit's own checks (e.g. MJ-acc)
-        if cid not in set(listed["id"]):
+        if cid not in set(listed["id"]) and SCALE_MARK not in cid:
             rows.append(_row(cid, "kit checks", r["what"], r, ok_notebooks))
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    out["at scale"] = [at_scale(cid, by_id) for cid in out["id"]] if len(out) else []
+    return out
+
+
+SCALE_MARK = "@"  # scaling-curve records are "<claim>@<axis>" (notebook 08)
+
+
+def at_scale(claim_id: str, by_id: dict) -> str:
+    """The scaling verdicts of one claim, e.g. "root_steps: trend toward paper (largest 1200)"; "" if none."""
+    parts = []
+    for cid, r in by_id.items():
+        if cid.startswith(claim_id + SCALE_MARK):
+            details = r.get("details") if isinstance(r.get("details"), dict) else {}
+            largest = details.get("largest")
+            verdict = r["verdict"] if r["verdict"] in claims.TREND_TIERS else claims.NOT_JUDGED
+            parts.append(f"{cid.split(SCALE_MARK, 1)[1]}: {verdict}" + (f" (to {largest})" if largest is not None else ""))
+    return "; ".join(parts)
 
 
 def _row(cid: str, paper: str, what: str, r: pd.Series, ok: dict[str, str]) -> dict:
@@ -144,14 +161,14 @@ def markdown(t: pd.DataFrame, env: dict, times: pd.DataFrame) -> str:
              f"commit {env['git commit']}).", "",
              "Verdicts are decided by code: the rule of each claim is in its row and in `figures/claims/*.json`.", ""]
     for paper, sub in t.groupby("paper", sort=False):
-        lines += [f"## {paper}", "", "| id | what | paper | ours | verdict | rule | figure | notebook |",
-                  "|---|---|---|---|---|---|---|---|"]
+        lines += [f"## {paper}", "", "| id | what | paper | ours | verdict | at scale (notebook 08) | rule | figure | notebook |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         for _, r in sub.iterrows():
             fig = f"[{r['figure']}]({r['figure']})" if r["figure"] else ""
             nb = f"[{r['notebook']}](notebooks/{r['notebook']}.ipynb)" if r["notebook"] else ""
             ours = r["ours"] if r["verdict"] in claims.TIERS else f"{r['ours'] if r['ours'] != '—' else '—'} ({r['note']})"
             lines.append("| " + " | ".join(_md_cell(x) for x in (r["id"], r["what"], r["paper says"], ours, f"**{r['verdict']}**",
-                                                                   r["rule"], fig, nb)) + " |")
+                                                                   r.get("at scale", ""), r["rule"], fig, nb)) + " |")
         lines.append("")
     lines += ["## Run", "", "| notebook | profile | minutes | status |", "|---|---|---|---|"]
     for _, r in times.iterrows():
@@ -171,7 +188,7 @@ def to_html(t: pd.DataFrame, env: dict, times: pd.DataFrame, figures_dir: Path) 
            "<h1>Reproduction report</h1>", f"<p><b>{html.escape(summary_line(t))}</b></p>"]
     embedded: set[str] = set()
     for paper, sub in t.groupby("paper", sort=False):
-        out += [f"<h2>{html.escape(paper)}</h2><table><tr><th>id</th><th>what</th><th>paper</th><th>ours</th><th>verdict</th><th>rule</th><th>figure</th></tr>"]
+        out += [f"<h2>{html.escape(paper)}</h2><table><tr><th>id</th><th>what</th><th>paper</th><th>ours</th><th>verdict</th><th>at scale (notebook 08)</th><th>rule</th><th>figure</th></tr>"]
         for _, r in sub.iterrows():
             img = ""
             png = figures_dir / r["figure"] if r["figure"] else None
@@ -182,7 +199,7 @@ def to_html(t: pd.DataFrame, env: dict, times: pd.DataFrame, figures_dir: Path) 
                 img = html.escape(r["figure"])
             ours = r["ours"] if r["verdict"] in claims.TIERS else f"{r['ours'] if r['ours'] != '—' else '—'} ({r['note']})"
             out.append(f"<tr class='{r['verdict'].replace(' ', '')}'>" + "".join(
-                f"<td>{html.escape(str(x))}</td>" for x in (r["id"], r["what"], r["paper says"], ours, r["verdict"], r["rule"]))
+                f"<td>{html.escape(str(x))}</td>" for x in (r["id"], r["what"], r["paper says"], ours, r["verdict"], r.get("at scale", ""), r["rule"]))
                 + f"<td>{img}</td></tr>")
         out.append("</table>")
     out.append("<h2>Run</h2>" + times.to_html(index=False) + "<h2>Environment</h2>"
@@ -248,7 +265,7 @@ def snapshot(t: pd.DataFrame, times: pd.DataFrame, env: dict) -> dict:
     """The small, committed summary of a run: summary line, minutes per notebook, one row per claim."""
     return {"summary": summary_line(t), "profile": env["profile"], "seed": env["seed"], "commit": env.get("git commit", ""),
             "date": env.get("date", ""), "minutes": {r.notebook: round(float(r.minutes), 1) for r in times.itertuples()},
-            "claims": [{k: ("" if pd.isna(r[k]) else str(r[k])) for k in ("id", "paper", "paper says", "ours", "verdict", "note")}
+            "claims": [{k: ("" if pd.isna(r.get(k, "")) else str(r.get(k, ""))) for k in ("id", "paper", "paper says", "ours", "verdict", "note", "at scale")}
                        for _, r in t.iterrows()]}
 
 
@@ -259,10 +276,13 @@ def results_block(snap: dict) -> str:
              f"`{snap['commit'][:7] or 'unknown'}`, {snap['date'] or 'date unknown'}; rules: `probex_lib/verdicts.py`).", "",
              "| notebook | minutes of its last run (zoos cached after a first build) |", "|---|---|"]
     lines += [f"| {nb} | {m:.1f} |" for nb, m in snap["minutes"].items()] + [f"| **total** | **{total:.1f}** |", ""]
-    lines += ["| id | paper says | ours | verdict |", "|---|---|---|---|"]
+    scale = any(c.get("at scale") for c in snap["claims"])
+    lines += ["| id | paper says | ours | verdict |" + (" at scale (notebook 08) |" if scale else ""),
+              "|---|---|---|---|" + ("---|" if scale else "")]
     for c in snap["claims"]:
         ours = c["ours"] + (f" ({c['note']})" if c.get("note") else "")
-        lines.append("| " + " | ".join(_md_cell(x) for x in (c["id"], c["paper says"], ours, f"**{c['verdict']}**")) + " |")
+        cells = (c["id"], c["paper says"], ours, f"**{c['verdict']}**") + ((c.get("at scale", ""),) if scale else ())
+        lines.append("| " + " | ".join(_md_cell(x) for x in cells) + " |")
     return "\n".join(lines + ["", END])
 
 

@@ -12,6 +12,9 @@ model) and the claim's numbers measured on it. Each point is judged by the claim
 * ``tree_models`` (P-F3a, P-F3c): n models in each of T1..T4 and F, one zoo shared with notebook 01
   (per-model seeds; the split is nested in n, :func:`motivation.split_indices`).
 * ``resnet_width`` (P-F3a): the ResNet9 width multiplier, T1 and F at ``width_models`` models.
+* ``probex_models`` (P-T1): ProbeX, Dense and StatNN of every Model-J tree (notebook 02's zoo) trained
+  on the first n of a seeded order of the tree's training models (nested in n), each tree at the
+  layer notebook 03 chose on validation; validation and test models unchanged.
 
 A point's numbers come back as rows of one long table (``curve``, ``x``, ``y``, ``se``,
 ``point_verdict``, ...): ``y`` is the effect oriented so that the paper's direction is up.
@@ -31,9 +34,10 @@ from . import mother_data, mother_exp, mother_zoo, motivation, parallel, paths, 
 from .claims import Claim
 from .profiles import MotherConfig, MotivationConfig, ScalingConfig
 
-AXES = ("root_steps", "tree_models", "resnet_width")
+AXES = ("root_steps", "tree_models", "resnet_width", "probex_models")
 CURVES_OF_AXIS = {"root_steps": ("M-T1@root_steps", "M-F1@root_steps", "M-F2@root_steps", "M-F7@root_steps"),
-                  "tree_models": ("P-F3a@models", "P-F3c@models"), "resnet_width": ("P-F3a@width",)}
+                  "tree_models": ("P-F3a@models", "P-F3c@models"), "resnet_width": ("P-F3a@width",),
+                  "probex_models": ("P-T1@models",)}
 MOTHER_SCORE_GROUP, MOTHER_TRACE_GROUP = mother_exp.SCORE_GROUP, "attention"  # notebook 06's headline choices
 MIN_POPULATION = motivation.SPLIT_BLOCK  # a population needs one full block of the nested split
 
@@ -43,7 +47,14 @@ class AxisError(ValueError):
 
 
 def axis_values(cfg: ScalingConfig, axis: str) -> tuple[int, ...]:
-    return {"root_steps": cfg.root_steps, "tree_models": cfg.tree_models, "resnet_width": cfg.resnet_widths}[axis]
+    return {"root_steps": cfg.root_steps, "tree_models": cfg.tree_models, "resnet_width": cfg.resnet_widths,
+            "probex_models": cfg.probex_models}[axis]
+
+
+def modelj_train_models(profile: str) -> int:
+    """Training models per Model-J tree in the profile's zoo (notebook 02's split)."""
+    mj = profiles.get_config("modelj", profiles.base_profile(profile))
+    return int(round(mj.split[0] * mj.models_per_tree))
 
 
 def default_value(axis: str, profile: str) -> int:
@@ -51,6 +62,8 @@ def default_value(axis: str, profile: str) -> int:
     base = profiles.base_profile(profile)
     if axis == "root_steps":
         return profiles.get_config("mother", base).root_steps
+    if axis == "probex_models":
+        return modelj_train_models(profile)
     mo = profiles.get_config("motivation", base)
     return mo.models_t1 if axis == "tree_models" else mo.width
 
@@ -71,6 +84,9 @@ def check(cfg: ScalingConfig, profile: str) -> None:
                 raise AxisError(f"axis {axis}: value {v!r} is not a positive integer")
             if axis == "root_steps" and v < 10:
                 raise AxisError(f"axis root_steps: value {v}: fewer than 10 steps leave no warm-up (10% of the steps)")
+            if axis == "probex_models" and not 2 <= v <= modelj_train_models(profile):
+                raise AxisError(f"axis probex_models: value {v}: each Model-J tree has {modelj_train_models(profile)} "
+                                "training models (and an expert needs at least 2)")
             if axis == "tree_models" and v < MIN_POPULATION:
                 raise AxisError(f"axis tree_models: value {v}: a population needs >= {MIN_POPULATION} models "
                                 "(one block of the nested 70/10/20 split)")
@@ -205,6 +221,62 @@ def motivation_numbers(cfg: MotivationConfig, man: pd.DataFrame, trees: bool = T
     return out
 
 
+# --------------------------------------------------------------------------- ProbeX Table 1: training models per tree
+
+
+def probex_layers(manifest: pd.DataFrame, pcfg: Any, profile: str, key: str = "classes") -> dict[str, str]:
+    """Per tree, the layer notebook 03 chose on validation (read from its saved tree experts), or,
+    where they are absent, the same choice made here: ProbeX on every swept layer, best validation."""
+    from . import expert_store, experts
+
+    folder = experts.expert_dir(manifest, pcfg, profiles.base_profile(profile), key)
+    _, labels = experts.label_matrix(manifest, key)
+    out = {}
+    for tree in sorted(manifest["tree"].unique()):
+        f = folder / f"{tree}.safetensors"
+        if f.exists():
+            out[tree] = expert_store.load_tree_expert(f).layer
+            continue
+        sub = manifest[manifest["tree"] == tree].reset_index(drop=True)
+        sweep = experts.layer_sweep(sub, experts.swept_layers(sub["path"].iloc[0], pcfg.sweep_filter), pcfg.epochs,
+                                    pcfg.seed, key, labels, r_u=pcfg.r_u, r_v=pcfg.r_v, r_t=pcfg.r_t)
+        out[tree] = str(sweep.loc[sweep["val"].idxmax(), "layer"])
+    return out
+
+
+def first_training_models(sub: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
+    """One tree's rows with only the first n training models of a seeded order (the same order for
+    every n, so smaller sets are subsets of larger ones); other rows and the row order unchanged."""
+    train = np.flatnonzero(sub["split"].to_numpy() == "train")
+    if n > len(train):
+        raise AxisError(f"axis probex_models: value {n}: tree {sub['tree'].iloc[0]} has {len(train)} training models")
+    keep = set(train[np.random.default_rng([seed, 16]).permutation(len(train))[:n]].tolist())
+    return sub[[i in keep or s != "train" for i, s in enumerate(sub["split"])]].reset_index(drop=True)
+
+
+def probex_numbers(manifest: pd.DataFrame, layers: dict[str, str], n: int, pcfg: Any, key: str = "classes") -> dict[str, Any]:
+    """P-T1 with n training models per tree: means over trees, SEs as notebook 03 (root of the summed
+    squared test SEs over the number of trees)."""
+    from . import experts
+
+    _, labels = experts.label_matrix(manifest, key)
+    res: dict[str, list[dict]] = {"probex": [], "dense": [], "statnn": []}
+    for tree, layer in layers.items():
+        sub = first_training_models(manifest[manifest["tree"] == tree].reset_index(drop=True), n, pcfg.seed)
+        d = experts.layer_data(sub, layer, key, labels)
+        res["probex"].append(experts.fit_expert("probex", d, pcfg.epochs, pcfg.seed, r_u=pcfg.r_u, r_v=pcfg.r_v, r_t=pcfg.r_t))
+        res["dense"].append(experts.fit_expert("dense", d, pcfg.epochs, pcfg.seed))
+        res["statnn"].append(experts.fit_statnn_tree(sub, key, labels, pcfg.seed, pcfg.statnn_iter))
+    mean = {k: float(np.mean([r["test"] for r in v])) for k, v in res.items()}
+    se = {k: float(np.sqrt(sum(r["test_se"] ** 2 for r in v)) / len(v)) for k, v in res.items()}
+    ratio = float(np.mean([r["parameters"] for r in res["dense"]]) / np.mean([r["parameters"] for r in res["probex"]]))
+    rule = {"probex": mean["probex"], "dense": mean["dense"], "statnn": mean["statnn"], "se_probex": se["probex"],
+            "se_dense": se["dense"], "se_statnn": se["statnn"], "param_ratio": ratio}
+    return {"y": mean["probex"] - mean["dense"], "se": verdicts.se_diff(se["probex"], se["dense"]), "rule": rule,
+            "ours": f"ProbeX {mean['probex']:.3f}, Dense {mean['dense']:.3f}, StatNN {mean['statnn']:.3f} "
+                    f"({len(layers)} trees, {n} training models each)"}
+
+
 # --------------------------------------------------------------------------- the sweep
 
 
@@ -245,6 +317,20 @@ def run_axis(axis: str, cfg: ScalingConfig, profile: str, executor: parallel.Exe
             for curve, num in mother_numbers(man, mc.c).items():
                 if curve != "_":
                     rows.append(_rows(curve, s, num, default_x, source, secs) | {"seeds": cfg.mother_roots})
+    elif axis == "probex_models":
+        from . import modelj
+
+        mcfg, pcfg = profiles.get_config("modelj", base), profiles.get_config("probex", base)
+        t0 = time.perf_counter()
+        man = modelj.build(mcfg, base, executor, n_workers, parts=("discriminative",)).manifests["discriminative"]
+        layers = probex_layers(man, pcfg, profile)
+        secs = time.perf_counter() - t0
+        for n in sorted(cfg.probex_models):
+            t0 = time.perf_counter()
+            num = probex_numbers(man, layers, n, pcfg)
+            rows.append(_rows("P-T1@models", n, num, default_x, "notebook 02's zoo", secs + time.perf_counter() - t0)
+                        | {"seeds": int((man["split"] == "test").sum())})
+            secs = 0.0
     else:
         mo = profiles.get_config("motivation", base)
         width_axis = axis == "resnet_width"

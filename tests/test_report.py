@@ -112,6 +112,30 @@ def test_table_and_summary_from_records():
         assert "3 claims: 1 reproduced, 2 not run" in md and "## Paper A" in md and "## Paper B" in md
 
 
+def test_scaling_curves_fill_the_at_scale_column_and_never_count_as_claims(tmp_path):
+    rec = lambda i, v, nb="01_a", **d: {"notebook": nb, "profile": "default", "id": i, "what": "w", "paper": "p",  # noqa: E731
+                                        "ours": "o", "rule": "r", "verdict": v, "figure": "", "details": d}
+    recs = pd.DataFrame([rec("P-1", "not reproduced"), rec("M-1", "partly"),
+                         rec("P-1@models", "trend toward paper", "08_s", largest=350),
+                         rec("P-1@width", "no trend", "08_s", largest=16), rec("M-1@steps", "bogus", "08_s")])
+    readme = tmp_path / "README.md"
+    readme.write_text(README)
+    t = report.table(recs, {"01_a": "01_a_nb", "08_s": "08_s_nb"}, readme).set_index("id")
+    assert list(t.index) == ["P-1", "P-2", "M-1"]  # no row of its own for a curve
+    assert t.loc["P-1", "at scale"] == "models: trend toward paper (to 350); width: no trend (to 16)"
+    assert t.loc["M-1", "at scale"] == "steps: not judged"
+    assert t.loc["P-2", "at scale"] == ""
+    assert report.summary_line(t.reset_index()) == "3 claims: 1 partly, 1 not reproduced, 1 not run"
+    # the curves of a notebook that has not finished are not shown
+    t2 = report.table(recs, {"01_a": "01_a_nb"}, readme).set_index("id")
+    assert t2.loc["P-1", "at scale"] == ""
+    md = report.markdown(t.reset_index(), {"profile": "default", "seed": 0, "git commit": "abc"},
+                         pd.DataFrame(columns=["notebook", "profile", "minutes", "status"]))
+    assert "at scale (notebook 08)" in md and "models: trend toward paper (to 350)" in md
+    snap = report.snapshot(t.reset_index(), pd.DataFrame(columns=["notebook", "minutes"]), {"profile": "default", "seed": 0})
+    assert "| at scale (notebook 08) |" in report.results_block(snap)
+
+
 def test_run_writes_report_skips_unchanged_and_force_reruns(kit, capsys):
     nbs, figures = kit
     assert _run(kit) == 0

@@ -1,0 +1,107 @@
+"""Notebook 08's machinery without training: axis checks, shared zoos, point reuse, curve judging."""
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from probex_lib import claims, motivation, mother_zoo, profiles, scaling, verdicts
+
+
+def test_scaling_profile_extends_default_everywhere_else():
+    for section in profiles.sections():
+        if section != "scaling":
+            assert profiles.get_config(section, "scaling") == profiles.get_config(section, "default")
+    big, default = profiles.get_config("scaling", "scaling"), profiles.get_config("scaling", "default")
+    for axis in scaling.AXES:  # the scaling profile's points include the default's (one curve, extended)
+        assert set(scaling.axis_values(default, axis)) <= set(scaling.axis_values(big, axis))
+        if scaling.axis_values(default, axis) and axis != "probex_models":  # that one is bounded by notebook 02's zoo
+            assert max(scaling.axis_values(big, axis)) > max(scaling.axis_values(default, axis))
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"tree_models": [5, 70]}, r"axis tree_models: value 5: a population needs >= 10 models"),
+    ({"root_steps": [5, 600]}, r"axis root_steps: value 5: fewer than 10 steps"),
+    ({"resnet_widths": [0, 8]}, r"axis resnet_width: value 0 is not a positive integer"),
+    ({"root_steps": [300, 300]}, r"axis root_steps: repeated values"),
+    ({"axes": ["root_steps", "depth"]}, r"unknown scaling axis \['depth'\]"),
+    ({"resnet_widths": [4, 8], "width_models": 3}, r"width_models = 3"),
+    ({"probex_models": [25, 200]}, r"axis probex_models: value 200: each Model-J tree has 105 training models"),
+])
+def test_unbuildable_axis_values_are_named_before_training(overrides, message):
+    cfg = profiles.get_config("scaling", "default", overrides)
+    with pytest.raises(scaling.AxisError, match=message):
+        scaling.check(cfg, "default")
+
+
+def test_more_classes_per_model_than_dataset_a_holds_is_an_axis_error(monkeypatch):
+    real = profiles.get_config
+    monkeypatch.setattr(profiles, "get_config", lambda s, p, o=None, seed=None: (
+        dataclasses.replace(real(s, p, o, seed), classes_per_model=80) if s == "motivation" else real(s, p, o, seed)))
+    with pytest.raises(scaling.AxisError, match="models of 80 classes, but dataset A has 50"):
+        scaling.check(profiles.get_config("scaling", "default"), "default")
+
+
+def test_every_population_size_shares_one_zoo_and_its_first_models():
+    base = profiles.get_config("motivation", "default")
+    small, large = (scaling.motivation_point_config(base, n) for n in (35, 140))
+    assert motivation.default_zoo_dir(small, "default") == motivation.default_zoo_dir(large, "default")
+    assert motivation.default_zoo_dir(scaling.motivation_point_config(base, 70, False, 16), "default") != \
+        motivation.default_zoo_dir(small, "default")  # another width: another zoo
+    s_specs = {s.model_id: s.params for s in motivation.population_specs(small, motivation.default_zoo_dir(small, "default"))}
+    l_specs = {s.model_id: s.params for s in motivation.population_specs(large, motivation.default_zoo_dir(large, "default"))}
+    assert len(s_specs) == 5 * 35 and len(l_specs) == 5 * 140
+    assert all(l_specs[m] == p for m, p in s_specs.items())  # the 35-model populations are the first 35 of the 140
+
+
+def test_the_default_root_steps_point_is_a_subset_of_notebook_06s_plan(tmp_path):
+    base = profiles.get_config("mother", "default")
+    point = scaling.mother_point_config(base, base.root_steps, 3)
+    full = {s.model_id: s.params for w in mother_zoo.plan(base, tmp_path).values() for s in w}
+    sub = {s.model_id: s.params for w in mother_zoo.plan(point, tmp_path).values() for s in w}
+    assert len(sub) == 3 + 3 * 20 + base.chain_stages
+    assert all(full[m] == p for m, p in sub.items())  # same specs, seeds and data: reusing 06's files is exact
+    other = scaling.mother_point_config(base, 1200, 3)
+    assert mother_zoo.folder_for(other, "points", tmp_path) != mother_zoo.folder_for(point, "points", tmp_path)
+
+
+def test_available_points_add_only_larger_values_already_on_disk():
+    got = scaling._available((150, 600), (150, 600, 2400, 4800), lambda v: v == 2400)
+    assert got == [(150, True), (600, True), (2400, False)]
+
+
+def test_share_se_never_reports_zero_noise():
+    assert scaling.share_se([1.0, 1.0, 1.0], 60) > 0
+    assert scaling.share_se([0.2, 0.8, 0.5], 60) == pytest.approx(scaling.sem([0.2, 0.8, 0.5]))
+
+
+def _points(curve: str, ys: list[float], verdicts_: list[str], xs=(150, 300, 600, 1200), default=600) -> pd.DataFrame:
+    return pd.DataFrame({"curve": curve, "x": list(xs), "y": ys, "se": [0.01] * len(xs), "point_verdict": verdicts_,
+                         "default": [x == default for x in xs]})
+
+
+def test_judge_curves_fits_judges_and_applies_the_move_rule():
+    pts = pd.concat([_points("M-T1@root_steps", [0.5, 0.6, 0.7, 0.8], ["not reproduced"] * 3 + ["partly"]),
+                     _points("M-F1@root_steps", [0.5, 0.5, 0.5, 0.5], ["not reproduced"] * 4)], ignore_index=True)
+    record, fits = scaling.judge_curves(pts, {"root_steps": (150, 300, 600, 1200)})
+    by = {c.id: c for c in record}
+    assert by["M-T1@root_steps"].verdict == "trend toward paper" and by["M-F1@root_steps"].verdict == "no trend"
+    f = fits.set_index("curve")
+    assert f.loc["M-T1@root_steps", "slope per doubling"] == pytest.approx(0.1)
+    assert f.loc["M-T1@root_steps", "move default to"] == 1200 and f.loc["M-F1@root_steps", "move default to"] == ""
+    assert by["M-T1@root_steps"].details["largest"] == 1200
+    assert all(c.verdict in claims.TREND_TIERS for c in record)
+    assert set(by) <= set(verdicts.TREND_CURVES)
+    assert np.isfinite(f["slope SE"]).all()
+
+
+def test_first_training_models_are_nested_and_keep_val_and_test():
+    sub = pd.DataFrame({"tree": "T", "model_id": [f"m{i}" for i in range(20)],
+                        "split": ["train"] * 14 + ["val"] * 2 + ["test"] * 4})
+    small, large = (scaling.first_training_models(sub, n, seed=0) for n in (5, 10))
+    assert (small["split"] == "train").sum() == 5 and (large["split"] == "train").sum() == 10
+    assert set(small["model_id"]) <= set(large["model_id"])
+    assert list(small[small["split"] != "train"]["model_id"]) == list(sub[sub["split"] != "train"]["model_id"])
+    assert list(scaling.first_training_models(sub, 14, 0)["model_id"]) == list(sub["model_id"])  # all: nothing reordered
+    with pytest.raises(scaling.AxisError, match="tree T has 14 training models"):
+        scaling.first_training_models(sub, 15, 0)
