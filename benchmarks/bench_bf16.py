@@ -57,7 +57,7 @@ def _run(model: torch.nn.Module, x, y, kind: str, steps: int, bf16: bool) -> tup
         loss.float().backward()
         opt.step()
         times.append(time.perf_counter() - t)
-    return statistics.median(times[2:]) * 1000, float(loss)
+    return statistics.median(times[2:]) * 1000, float(loss.detach())
 
 
 def main() -> None:

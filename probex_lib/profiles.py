@@ -283,7 +283,7 @@ _SECTIONS: dict[str, dict[str, Any]] = {
         "default": ScalingConfig(),
         "paper": ScalingConfig(root_steps=(1000, 3000, 10000), mother_roots=5, tree_models=(100, 200, 350, 500),
                                resnet_widths=(16, 32, 64), width_models=350, probex_models=(50, 100, 200, 350)),
-        "scaling": ScalingConfig(root_steps=(150, 300, 600, 1200, 2400, 4800), tree_models=(35, 70, 140, 350),
+        "scaling": ScalingConfig(root_steps=(150, 300, 600, 1200, 2400), tree_models=(35, 70, 140, 280),
                                  resnet_widths=(4, 8, 16)),
     },
     "motivation": {

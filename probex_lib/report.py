@@ -269,13 +269,31 @@ def snapshot(t: pd.DataFrame, times: pd.DataFrame, env: dict) -> dict:
                        for _, r in t.iterrows()]}
 
 
+def previous_first_run(snapshot_file: str | Path = SNAPSHOT) -> dict:
+    """The first-run timing (a run from an empty data/) of the committed snapshot, or {}."""
+    f = Path(snapshot_file)
+    return json.loads(f.read_text()).get("first_run", {}) if f.exists() else {}
+
+
 def results_block(snap: dict) -> str:
     """The README's results section, entirely from a snapshot (so a test can check the README)."""
     total = sum(snap["minutes"].values())
+    first = snap.get("first_run") or {}
     lines = [BEGIN, "", f"**{snap['summary']}** (profile `{snap['profile']}`, seed {snap['seed']}, commit "
-             f"`{snap['commit'][:7] or 'unknown'}`, {snap['date'] or 'date unknown'}; rules: `probex_lib/verdicts.py`).", "",
-             "| notebook | minutes of its last run (zoos cached after a first build) |", "|---|---|"]
-    lines += [f"| {nb} | {m:.1f} |" for nb, m in snap["minutes"].items()] + [f"| **total** | **{total:.1f}** |", ""]
+             f"`{snap['commit'][:7] or 'unknown'}`, {snap['date'] or 'date unknown'}; rules: `probex_lib/verdicts.py`).", ""]
+    if first:
+        fm = first["minutes"]
+        lines += [f"Minutes per notebook on this kind of machine (2 CPU cores): the first run built every zoo from an empty "
+                  f"`data/` (commit `{first['commit'][:7]}`, {first['date']}, {first['wall_minutes']:.1f} min of wall time); "
+                  "the last run reused the cached zoos.", "",
+                  "| notebook | first run (empty data/) | last run |", "|---|---|---|"]
+        for nb in dict.fromkeys([*fm, *snap["minutes"]]):
+            a, b = fm.get(nb), snap["minutes"].get(nb)
+            lines.append(f"| {nb} | {'' if a is None else f'{a:.1f}'} | {'' if b is None else f'{b:.1f}'} |")
+        lines += [f"| **total** | **{sum(fm.values()):.1f}** | **{total:.1f}** |", ""]
+    else:
+        lines += ["| notebook | minutes of its last run (zoos cached after a first build) |", "|---|---|"]
+        lines += [f"| {nb} | {m:.1f} |" for nb, m in snap["minutes"].items()] + [f"| **total** | **{total:.1f}** |", ""]
     scale = any(c.get("at scale") for c in snap["claims"])
     lines += ["| id | paper says | ours | verdict |" + (" at scale (notebook 08) |" if scale else ""),
               "|---|---|---|---|" + ("---|" if scale else "")]

@@ -267,9 +267,16 @@ def main(argv: list[str] | None = None, notebooks_dir: Path = NOTEBOOKS_DIR) -> 
             signal.signal(signal.SIGHUP, previous_hup)
 
 
+def data_is_empty(folder: Path | None = None) -> bool:
+    """True when the data folder holds nothing but its .gitignore: no zoo, image or model cache."""
+    folder = folder or paths.data_dir()
+    return not folder.exists() or all(f.name == ".gitignore" for f in folder.iterdir())
+
+
 def _run(args: argparse.Namespace, out_dir: Path, notebooks_dir: Path, live: progress.Progress) -> int:
     t_run = time.perf_counter()
     reported = None  # the report written during this run, if any
+    from_empty = data_is_empty()  # a first run: every zoo is built in it
     try:
         state = report.read_state(out_dir)
         chosen = select(discover(notebooks_dir), [s for s in args.only.split(",") if s] or None, args.start)
@@ -321,6 +328,11 @@ def _run(args: argparse.Namespace, out_dir: Path, notebooks_dir: Path, live: pro
         if args.profile == "default" and out_dir.resolve() == paths.figures_dir().resolve() and all(
                 s.get("status") == "ok" and not s.get("stale") for s in shown.values()):
             snap = report.snapshot(t, nb_times, {**env, "date": time.strftime("%Y-%m-%d")})
+            if from_empty and len(todo) == len(shown):  # every notebook ran here, from an empty data/
+                snap["first_run"] = {"minutes": {nb.stem: state[nb.stem]["minutes"] for nb in todo}, "date": snap["date"],
+                                     "commit": snap["commit"], "wall_minutes": round((time.perf_counter() - t_run) / 60, 1)}
+            else:  # keep the last first-run measurement
+                snap["first_run"] = report.previous_first_run()
             report.update_readme(snap)
             progress.say(f"[run_all] README results block regenerated from {report.SNAPSHOT}")
         atomic.write_text(out_dir / "run_times.csv", times.to_csv(index=False))

@@ -22,6 +22,8 @@ A point's numbers come back as rows of one long table (``curve``, ``x``, ``y``, 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -30,7 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import mother_data, mother_exp, mother_zoo, motivation, parallel, paths, profiles, verdicts, zoo
+from . import atomic, mother_data, mother_exp, mother_zoo, motivation, parallel, paths, profiles, verdicts, zoo
 from .claims import Claim
 from .profiles import MotherConfig, MotivationConfig, ScalingConfig
 
@@ -209,7 +211,8 @@ def motivation_numbers(cfg: MotivationConfig, man: pd.DataFrame, trees: bool = T
     t, f, se_t, se_f = a.loc["T1", "accuracy"], a.loc["F", "accuracy"], a.loc["T1", "se"], a.loc["F", "se"]
     out = {"P-F3a": {"y": float(t - f), "se": verdicts.se_diff(se_t, se_f),
                      "rule": {"t": float(t), "f": float(f), "se_t": float(se_t), "se_f": float(se_f)},
-                     "ours": f"T {t:.3f}, F {f:.3f} (gap {t - f:+.3f}); {len(pops['T1'].test)} + {len(pops['F'].test)} test models"}}
+                     "ours": f"T {t:.3f}, F {f:.3f} (gap {t - f:+.3f}); {len(pops['T1'].test)} + {len(pops['F'].test)} test models",
+                     "n_test": len(pops["T1"].test)}}
     if trees:
         c = motivation.negative_transfer(pops, motivation.tree_names(cfg))
         by_k = dict(zip(c["n_trees"], c["accuracy"]))
@@ -217,7 +220,8 @@ def motivation_numbers(cfg: MotivationConfig, man: pd.DataFrame, trees: bool = T
         others = [v for k, v in by_k.items() if k > 1]
         out["P-F3c"] = {"y": float(by_k[1] - np.mean(others)), "se": verdicts.se_diff(se, se),
                         "rule": {"alone": float(by_k[1]), "with_others": [float(o) for o in others], "se": se},
-                        "ours": ", ".join(f"{k} tree{'s' if k > 1 else ''} {v:.3f}" for k, v in by_k.items()) + f" (SE {se:.3f})"}
+                        "ours": ", ".join(f"{k} tree{'s' if k > 1 else ''} {v:.3f}" for k, v in by_k.items()) + f" (SE {se:.3f})",
+                        "n_test": len(pops["T1"].test)}
     return out
 
 
@@ -280,6 +284,28 @@ def probex_numbers(manifest: pd.DataFrame, layers: dict[str, str], n: int, pcfg:
 # --------------------------------------------------------------------------- the sweep
 
 
+def library_hash() -> str:
+    """SHA-256 (12 hex) of every ``probex_lib`` source file: a measurement cached under it is
+    recomputed after any change to the library."""
+    h = hashlib.sha256()
+    for f in sorted(Path(__file__).parent.glob("*.py")):
+        h.update(f.name.encode() + f.read_bytes())
+    return h.hexdigest()[:12]
+
+
+def measured(key: dict[str, Any], compute: Callable[[], dict]) -> dict:
+    """``compute()`` once per ``key`` (the point's settings and where its models came from) and
+    library version: the numbers are kept in ``data/scaling/measured/<hash>.json`` (written
+    atomically), so a rerun of notebook 08 with its zoos cached only reads them."""
+    blob = json.dumps({**key, "library": library_hash()}, sort_keys=True, default=str)
+    f = paths.data_dir() / "scaling" / "measured" / f"{hashlib.sha256(blob.encode()).hexdigest()[:16]}.json"
+    if f.exists():
+        return json.loads(f.read_text())
+    out = compute()
+    atomic.write_json(f, out)
+    return json.loads(f.read_text())  # the same types on the first run as on a cached one
+
+
 def _rows(curve: str, x: int, num: dict[str, Any], default_x: int, source: str, seconds: float) -> dict:
     claim = verdicts.TREND_CURVES[curve][0]
     pv = verdicts.judge(claim, num["rule"], num["ours"]).verdict
@@ -313,8 +339,10 @@ def run_axis(axis: str, cfg: ScalingConfig, profile: str, executor: parallel.Exe
         for s, _train in _available(cfg.root_steps, larger, present):
             t0 = time.perf_counter()
             man, source = mother_point(mc, s, cfg.mother_roots, profile, executor, n_workers)
+            key = {"axis": axis, "config": profiles.as_dict(mother_point_config(mc, s, cfg.mother_roots)), "source": source}
+            nums = measured(key, lambda: mother_numbers(man, mc.c))
             secs = time.perf_counter() - t0
-            for curve, num in mother_numbers(man, mc.c).items():
+            for curve, num in nums.items():
                 if curve != "_":
                     rows.append(_rows(curve, s, num, default_x, source, secs) | {"seeds": cfg.mother_roots})
     elif axis == "probex_models":
@@ -323,11 +351,13 @@ def run_axis(axis: str, cfg: ScalingConfig, profile: str, executor: parallel.Exe
         mcfg, pcfg = profiles.get_config("modelj", base), profiles.get_config("probex", base)
         t0 = time.perf_counter()
         man = modelj.build(mcfg, base, executor, n_workers, parts=("discriminative",)).manifests["discriminative"]
-        layers = probex_layers(man, pcfg, profile)
+        zoo_key = hashlib.sha256(json.dumps(sorted(zip(man["model_id"], man["split"]))).encode()).hexdigest()[:16]
+        base_key = {"axis": axis, "models": zoo_key, "probex": profiles.as_dict(pcfg)}
+        layers = measured({**base_key, "what": "layers"}, lambda: probex_layers(man, pcfg, profile))
         secs = time.perf_counter() - t0
         for n in sorted(cfg.probex_models):
             t0 = time.perf_counter()
-            num = probex_numbers(man, layers, n, pcfg)
+            num = measured({**base_key, "n": n, "layers": layers}, lambda: probex_numbers(man, layers, n, pcfg))
             rows.append(_rows("P-T1@models", n, num, default_x, "notebook 02's zoo", secs + time.perf_counter() - t0)
                         | {"seeds": int((man["split"] == "test").sum())})
             secs = 0.0
@@ -349,11 +379,12 @@ def run_axis(axis: str, cfg: ScalingConfig, profile: str, executor: parallel.Exe
             c = point_cfg(v)
             t0 = time.perf_counter()
             man = motivation.build_populations(c, motivation.default_zoo_dir(c, base), executor, n_workers)
+            key = {"axis": axis, "config": profiles.as_dict(c), "models": sorted(man["model_id"])}
+            nums = measured(key, lambda: motivation_numbers(c, man, trees=not width_axis))
             secs = time.perf_counter() - t0
-            for claim, num in motivation_numbers(c, man, trees=not width_axis).items():
+            for claim, num in nums.items():
                 curve = f"{claim}@{'width' if width_axis else 'models'}"
-                rows.append(_rows(curve, v, num, default_x, motivation.default_zoo_dir(c, base).name, secs)
-                            | {"seeds": len(motivation.load_populations(c, man)["T1"].test)})
+                rows.append(_rows(curve, v, num, default_x, motivation.default_zoo_dir(c, base).name, secs) | {"seeds": num["n_test"]})
     return pd.DataFrame(rows)
 
 

@@ -136,6 +136,27 @@ def test_scaling_curves_fill_the_at_scale_column_and_never_count_as_claims(tmp_p
     assert "| at scale (notebook 08) |" in report.results_block(snap)
 
 
+def test_first_run_minutes_are_shown_beside_the_last_run(tmp_path):
+    snap = {"summary": "s", "profile": "default", "seed": 0, "commit": "abcdef123", "date": "2026-12-01",
+            "minutes": {"01_a": 0.2, "02_b": 1.0}, "claims": [],
+            "first_run": {"minutes": {"01_a": 7.8, "02_b": 26.8}, "date": "2026-11-30", "commit": "1234567aa", "wall_minutes": 35.0}}
+    block = report.results_block(snap)
+    assert "| 01_a | 7.8 | 0.2 |" in block and "| **total** | **34.6** | **1.2** |" in block and "35.0 min of wall time" in block
+    f = tmp_path / "snap.json"
+    f.write_text(json.dumps(snap))
+    assert report.previous_first_run(f)["minutes"]["02_b"] == 26.8
+    assert report.previous_first_run(tmp_path / "none.json") == {}
+    assert "first run" not in report.results_block({**snap, "first_run": {}})
+
+
+def test_data_is_empty_sees_any_cache(tmp_path):
+    assert runner.data_is_empty(tmp_path / "missing")
+    (tmp_path / ".gitignore").write_text("*")
+    assert runner.data_is_empty(tmp_path)
+    (tmp_path / "procedural").mkdir()
+    assert not runner.data_is_empty(tmp_path)
+
+
 def test_run_writes_report_skips_unchanged_and_force_reruns(kit, capsys):
     nbs, figures = kit
     assert _run(kit) == 0
