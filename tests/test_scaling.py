@@ -105,3 +105,20 @@ def test_first_training_models_are_nested_and_keep_val_and_test():
     assert list(scaling.first_training_models(sub, 14, 0)["model_id"]) == list(sub["model_id"])  # all: nothing reordered
     with pytest.raises(scaling.AxisError, match="tree T has 14 training models"):
         scaling.first_training_models(sub, 15, 0)
+
+
+def test_measurements_are_computed_once_per_point_and_library_version(kit_dirs, monkeypatch):
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"y": 0.5, "se": float("nan"), "rule": {"n": 3}}
+
+    first = scaling.measured({"axis": "a", "value": 1}, compute)
+    again = scaling.measured({"axis": "a", "value": 1}, compute)
+    assert len(calls) == 1 and first["y"] == again["y"] == 0.5 and first["rule"] == {"n": 3}
+    scaling.measured({"axis": "a", "value": 2}, compute)  # another point
+    monkeypatch.setattr(scaling, "library_hash", lambda: "changed")
+    scaling.measured({"axis": "a", "value": 1}, compute)  # the library changed: measured again
+    assert len(calls) == 3
+    assert not list((kit_dirs[0] / "scaling" / "measured").glob("*.tmp"))
