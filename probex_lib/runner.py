@@ -251,6 +251,9 @@ def main(argv: list[str] | None = None, notebooks_dir: Path = NOTEBOOKS_DIR) -> 
     args = ap.parse_args(argv)
     if args.profile not in profiles.PROFILES:
         ap.error(f"unknown profile {args.profile!r}; valid profiles: {list(profiles.PROFILES)}")
+    if args.profile == "scaling" and [s.strip() for s in args.only.split(",") if s.strip()] not in (["08"], ["08_scaling"]):
+        ap.error("profile 'scaling' holds notebook 08's larger points only: run it with --only 08 (every other "
+                 "notebook is the default profile's)")
     try:
         interval = args.heartbeat if args.heartbeat is not None else progress.interval_from_env()
     except ValueError as exc:

@@ -59,15 +59,30 @@ def modelj_train_models(profile: str) -> int:
     return int(round(mj.split[0] * mj.models_per_tree))
 
 
-def default_value(axis: str, profile: str) -> int:
-    """The axis value of the profile's own experiments (the point marked on each curve)."""
+def default_value(axis: str, profile: str, cfg: ScalingConfig | None = None) -> int:
+    """The axis value of the profile's own experiments (the point marked on each curve), or -1 when
+    no point of the axis is the profile's experiment (the ResNet9 widths run at ``width_models``
+    models, notebook 01 at ``models_t1``)."""
     base = profiles.base_profile(profile)
     if axis == "root_steps":
         return profiles.get_config("mother", base).root_steps
     if axis == "probex_models":
         return modelj_train_models(profile)
     mo = profiles.get_config("motivation", base)
-    return mo.models_t1 if axis == "tree_models" else mo.width
+    if axis == "tree_models":
+        return mo.models_t1
+    width_models = (cfg or profiles.get_config("scaling", profile)).width_models
+    return mo.width if width_models == mo.models_t1 == mo.models_forest else -1
+
+
+def is_default(curve: str, x: int, profile: str, cfg: ScalingConfig) -> bool:
+    """Whether point x of ``curve`` is the profile's own experiment. P-F3c's default (T1 at models_t1,
+    T2..T4 at models_other_trees) is on the equal-size axis only when the two sizes are equal."""
+    axis = next(a for a, cs in CURVES_OF_AXIS.items() if curve in cs)
+    if curve == "P-F3c@models":
+        mo = profiles.get_config("motivation", profiles.base_profile(profile))
+        return mo.models_other_trees == mo.models_t1 == x
+    return x == default_value(axis, profile, cfg)
 
 
 def check(cfg: ScalingConfig, profile: str) -> None:
@@ -306,11 +321,11 @@ def measured(key: dict[str, Any], compute: Callable[[], dict]) -> dict:
     return json.loads(f.read_text())  # the same types on the first run as on a cached one
 
 
-def _rows(curve: str, x: int, num: dict[str, Any], default_x: int, source: str, seconds: float) -> dict:
+def _rows(curve: str, x: int, num: dict[str, Any], default: bool, source: str, seconds: float) -> dict:
     claim = verdicts.TREND_CURVES[curve][0]
     pv = verdicts.judge(claim, num["rule"], num["ours"]).verdict
     return {"curve": curve, "claim": claim, "axis": verdicts.TREND_CURVES[curve][1], "x": x, "y": num["y"], "se": num["se"],
-            "point_verdict": pv, "default": x == default_x, "ours": num["ours"], "source": source,
+            "point_verdict": pv, "default": default, "ours": num["ours"], "source": source,
             "build_s": round(seconds, 1), "rule_numbers": num["rule"]}
 
 
@@ -326,7 +341,6 @@ def run_axis(axis: str, cfg: ScalingConfig, profile: str, executor: parallel.Exe
     ``scaling`` profile already built by an earlier scaling run (read, never trained here)."""
     base = profiles.base_profile(profile)
     larger = axis_values(profiles.get_config("scaling", "scaling"), axis) if base == "default" else ()
-    default_x = default_value(axis, profile)
     rows = []
     if axis == "root_steps":
         mc = profiles.get_config("mother", base)
@@ -344,21 +358,22 @@ def run_axis(axis: str, cfg: ScalingConfig, profile: str, executor: parallel.Exe
             secs = time.perf_counter() - t0
             for curve, num in nums.items():
                 if curve != "_":
-                    rows.append(_rows(curve, s, num, default_x, source, secs) | {"seeds": cfg.mother_roots})
+                    rows.append(_rows(curve, s, num, is_default(curve, s, profile, cfg), source, secs) | {"seeds": cfg.mother_roots})
     elif axis == "probex_models":
         from . import modelj
 
         mcfg, pcfg = profiles.get_config("modelj", base), profiles.get_config("probex", base)
         t0 = time.perf_counter()
         man = modelj.build(mcfg, base, executor, n_workers, parts=("discriminative",)).manifests["discriminative"]
-        zoo_key = hashlib.sha256(json.dumps(sorted(zip(man["model_id"], man["split"]))).encode()).hexdigest()[:16]
+        zoo_key = hashlib.sha256(json.dumps(sorted(zip(man["path"], man["split"]))).encode()).hexdigest()[:16]
         base_key = {"axis": axis, "models": zoo_key, "probex": profiles.as_dict(pcfg)}
         layers = measured({**base_key, "what": "layers"}, lambda: probex_layers(man, pcfg, profile))
         secs = time.perf_counter() - t0
         for n in sorted(cfg.probex_models):
             t0 = time.perf_counter()
             num = measured({**base_key, "n": n, "layers": layers}, lambda: probex_numbers(man, layers, n, pcfg))
-            rows.append(_rows("P-T1@models", n, num, default_x, "notebook 02's zoo", secs + time.perf_counter() - t0)
+            rows.append(_rows("P-T1@models", n, num, is_default("P-T1@models", n, profile, cfg), "notebook 02's zoo",
+                              secs + time.perf_counter() - t0)
                         | {"seeds": int((man["split"] == "test").sum())})
             secs = 0.0
     else:
@@ -384,7 +399,8 @@ def run_axis(axis: str, cfg: ScalingConfig, profile: str, executor: parallel.Exe
             secs = time.perf_counter() - t0
             for claim, num in nums.items():
                 curve = f"{claim}@{'width' if width_axis else 'models'}"
-                rows.append(_rows(curve, v, num, default_x, motivation.default_zoo_dir(c, base).name, secs) | {"seeds": num["n_test"]})
+                rows.append(_rows(curve, v, num, is_default(curve, v, profile, cfg), motivation.default_zoo_dir(c, base).name, secs)
+                            | {"seeds": num["n_test"]})
     return pd.DataFrame(rows)
 
 

@@ -271,6 +271,15 @@ def test_unknown_notebook_and_missing_parameters_cell_stop_before_running(kit, c
     assert not (figures / "notebooks" / "01_alpha_first.ipynb").exists(), "ran a notebook before checking all"
 
 
+def test_the_scaling_profile_runs_notebook_08_only(kit, capsys):
+    nbs, figures = kit
+    for only in ([], ["--only", "01"], ["--only", "08,01"]):
+        with pytest.raises(SystemExit):
+            runner.main(["--profile", "scaling", "--out", str(figures), *only], notebooks_dir=nbs)
+        assert "run it with --only 08" in capsys.readouterr().err
+    assert not (figures / "notebooks").exists()
+
+
 def test_write_many_is_all_or_nothing(tmp_path, monkeypatch):
     a, b = tmp_path / "a.txt", tmp_path / "b.txt"
     atomic.write_many({a: "old a", b: "old b"})

@@ -122,3 +122,15 @@ def test_measurements_are_computed_once_per_point_and_library_version(kit_dirs, 
     scaling.measured({"axis": "a", "value": 1}, compute)  # the library changed: measured again
     assert len(calls) == 3
     assert not list((kit_dirs[0] / "scaling" / "measured").glob("*.tmp"))
+
+
+def test_a_point_is_marked_default_only_when_it_is_the_profiles_experiment():
+    cfg = profiles.get_config("scaling", "default")
+    assert scaling.is_default("M-T1@root_steps", 600, "default", cfg) and not scaling.is_default("M-T1@root_steps", 1200, "default", cfg)
+    assert scaling.is_default("P-F3a@models", 140, "default", cfg)
+    assert not any(scaling.is_default("P-F3c@models", n, "default", cfg) for n in cfg.tree_models)  # 01: T2..T4 at 50
+    big = profiles.get_config("scaling", "scaling")
+    assert scaling.default_value("resnet_width", "scaling", big) == -1  # widths at 70 models, notebook 01 at 140
+    same = dataclasses.replace(big, width_models=140)
+    assert scaling.default_value("resnet_width", "scaling", same) == 8
+    assert scaling.is_default("P-T1@models", 105, "default", cfg)
