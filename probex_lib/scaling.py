@@ -330,8 +330,12 @@ def _rows(curve: str, x: int, num: dict[str, Any], default: bool, source: str, s
 
 
 def _available(values: tuple[int, ...], larger: tuple[int, ...], present: Callable[[int], bool]) -> list[tuple[int, bool]]:
-    """(value, train it) for the profile's values, then the larger profile's values already on disk."""
+    """(value, train it) for the profile's values, then the larger profile's values already on disk. An
+    axis the profile does not run (no values) shows the larger profile's points only if they are >= 3
+    (a curve a trend can be fitted to), not, e.g., one width that happens to be notebook 01's zoo."""
     extra = [v for v in larger if v not in values and present(v)]
+    if not values and len(extra) < 3:
+        return []
     return sorted([(v, True) for v in values] + [(v, False) for v in extra])
 
 

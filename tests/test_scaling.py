@@ -68,6 +68,8 @@ def test_the_default_root_steps_point_is_a_subset_of_notebook_06s_plan(tmp_path)
 def test_available_points_add_only_larger_values_already_on_disk():
     got = scaling._available((150, 600), (150, 600, 2400, 4800), lambda v: v == 2400)
     assert got == [(150, True), (600, True), (2400, False)]
+    assert scaling._available((), (4, 8, 16), lambda v: v == 8) == []  # one width on disk is not a curve
+    assert scaling._available((), (4, 8, 16), lambda v: True) == [(4, False), (8, False), (16, False)]
 
 
 def test_share_se_never_reports_zero_noise():
