@@ -58,7 +58,12 @@ def edge_table(g: recover.ModelGraph, view: str | Path) -> pd.DataFrame:
 def calibrate(table: pd.DataFrame, pairs: pd.DataFrame, null: np.ndarray, fitted_on: str) -> lineage.Calibrator:
     """Fit the edge confidence on one view's edge table (MoTHer edges: features; others: per type) and
     the pairwise score's weights on its pair table (:func:`pair_feature_table`: ancestor pairs at 1
-    and 2 hops against same-tree pairs not in one lineage), against ``null`` (:func:`null_features`)."""
+    and 2 hops against same-tree pairs not in one lineage), against ``null`` (:func:`null_features`).
+    ``fitted_on`` is kept relative to the data folder when inside it (the committed resource names no machine's path)."""
+    try:
+        fitted_on = str(Path(fitted_on).resolve().relative_to(paths.data_dir().resolve()))
+    except ValueError:
+        pass
     mother_rows = table[table["placed_by"] == "mother"]
     typed = [(t if b != "merge-child" else b, r) for t, r, b in zip(table["pred_type"], table["right"], table["placed_by"])
              if b in ("artefact", "merge", "merge-child")]
