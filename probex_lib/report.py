@@ -285,7 +285,8 @@ def results_block(snap: dict) -> str:
         fm = first["minutes"]
         lines += [f"Minutes per notebook on this kind of machine (2 CPU cores): the first run built every zoo from an empty "
                   f"`data/` (commit `{first['commit'][:7]}`, {first['date']}, {first['wall_minutes']:.1f} min of wall time); "
-                  "the last run reused the cached zoos.", "",
+                  "\"last run\" is each notebook's most recent run (the same run for a notebook not rerun since; a rerun "
+                  "reuses the cached zoos).", "",
                   "| notebook | first run (empty data/) | last run |", "|---|---|---|"]
         for nb in dict.fromkeys([*fm, *snap["minutes"]]):
             a, b = fm.get(nb), snap["minutes"].get(nb)
