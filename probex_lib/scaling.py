@@ -145,6 +145,12 @@ def mother_point_config(base: MotherConfig, steps: int, roots: int) -> MotherCon
                                merge_roots=0)
 
 
+def _complete(cfg: MotherConfig, folder: Path) -> list[str] | None:
+    """The model ids ``cfg`` plans, if every one of them has its file in ``folder``; else None."""
+    need = [s.model_id for wave in mother_zoo.plan(cfg, folder).values() for s in wave]
+    return need if folder.exists() and all(zoo.model_path(folder, m).exists() for m in need) else None
+
+
 def mother_point(base: MotherConfig, steps: int, roots: int, profile: str, executor: parallel.Executor = "process",
                  n_workers: int | None = None, root: str | Path | None = None) -> tuple[pd.DataFrame, str]:
     """The manifest of one root_steps point and where it came from. The point of notebook 06's own
@@ -153,8 +159,8 @@ def mother_point(base: MotherConfig, steps: int, roots: int, profile: str, execu
     cfg = mother_point_config(base, steps, roots)
     if steps == base.root_steps:
         full = mother_zoo.folder_for(base, profiles.base_profile(profile))
-        need = [s.model_id for wave in mother_zoo.plan(cfg, full).values() for s in wave]
-        if all(zoo.model_path(full, m).exists() for m in need):
+        need = _complete(cfg, full)
+        if need is not None:
             man = mother_zoo.open_dataset(full)
             return man[man["model_id"].isin(need)].reset_index(drop=True), f"notebook 06's dataset {full.name}"
     folder, man, _ = mother_zoo.build(cfg, "points", executor, n_workers, root or paths.data_dir() / "scaling" / "mother")
@@ -172,8 +178,8 @@ def mother_numbers(man: pd.DataFrame, c: float) -> dict[str, dict[str, Any]]:
         n_pairs = len(df)
     # Table 1's protocol (notebook 06): the FT models of every tree recovered together (clustering, then
     # one MDST per cluster); y is its graph accuracy, the SE from its per-tree accuracies
-    t1 = mother_exp.table1(man, ["FT"], (MOTHER_SCORE_GROUP,), c)
-    ft_row = t1[(t1["distance"] == mother_exp.DISTANCE_LABELS["ft"])].iloc[0]
+    w = mother_data.load(ft)
+    ft_row = mother_exp.run(w, mother_exp.distance(w, "ft"), mother_exp.score(w, MOTHER_SCORE_GROUP), len(trees), c)
     per_tree = [float(ft_row[f"tree {t}"]) for t in trees]
     from .mother_claims import PAPER_T1, SHAPE_1_4_16
 
@@ -206,7 +212,6 @@ def mother_numbers(man: pd.DataFrame, c: float) -> dict[str, dict[str, Any]]:
                             "rule": {"wrong": wrong, "signal": float(ch["signal"]), "n_placed": int(ch["n placed"])},
                             "ours": f"{wrong} of {n_chain} chain edges wrong, signal {ch['signal']:.2f} (SE: null, "
                                     f"{int(ch['n placed'])} edges)"},
-        "_": {"seeds": k},
     }
 
 
@@ -350,9 +355,8 @@ def run_axis(axis: str, cfg: ScalingConfig, profile: str, executor: parallel.Exe
         mc = profiles.get_config("mother", base)
 
         def present(s: int) -> bool:
-            folder = mother_zoo.folder_for(mother_point_config(mc, s, cfg.mother_roots), "points", paths.data_dir() / "scaling" / "mother")
-            return folder.exists() and all(zoo.model_path(folder, sp.model_id).exists()
-                                           for w in mother_zoo.plan(mother_point_config(mc, s, cfg.mother_roots), folder).values() for sp in w)
+            pc = mother_point_config(mc, s, cfg.mother_roots)
+            return _complete(pc, mother_zoo.folder_for(pc, "points", paths.data_dir() / "scaling" / "mother")) is not None
 
         for s, _train in _available(cfg.root_steps, larger, present):
             t0 = time.perf_counter()
@@ -361,8 +365,7 @@ def run_axis(axis: str, cfg: ScalingConfig, profile: str, executor: parallel.Exe
             nums = measured(key, lambda: mother_numbers(man, mc.c))
             secs = time.perf_counter() - t0
             for curve, num in nums.items():
-                if curve != "_":
-                    rows.append(_rows(curve, s, num, is_default(curve, s, profile, cfg), source, secs) | {"seeds": cfg.mother_roots})
+                rows.append(_rows(curve, s, num, is_default(curve, s, profile, cfg), source, secs) | {"seeds": cfg.mother_roots})
     elif axis == "probex_models":
         from . import modelj
 
