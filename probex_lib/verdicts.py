@@ -635,6 +635,10 @@ TREND_CURVES: dict[str, tuple[str, str, str, float | None]] = {
     "P-F3c@models": ("P-F3c", "models per tree (T1..T4 equal)", "T1 alone - mean with other trees",
                      0.844 - (0.752 + 0.686 + 0.724) / 3),
     "P-T1@models": ("P-T1", "training models per Model-J tree", "ProbeX - Dense test accuracy", 0.10),  # paper: "more than 10 points"
+    # the paper's Table 2 and Table 3 baselines are not in its text: no paper line for these margins
+    "P-T2@loras": ("P-T2", "LoRAs per class (fine variant)", "ProbeX zero-shot top-1 - best baseline's", None),
+    "P-T3@loras": ("P-T3", "LoRAs per class (fine variant)", "ProbeX kNN accuracy - best other representation's (mean over k)",
+                   None),
     "M-T1@root_steps": ("M-T1", "root pre-training steps", "FT graph accuracy (3 trees)", 0.94),
     "M-F1@root_steps": ("M-F1", "root pre-training steps", "Pearson rho, weight vs edge distance", 0.99),
     "M-F2@root_steps": ("M-F2", "root pre-training steps", "share of pre-training records where kurtosis rises", None),
