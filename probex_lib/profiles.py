@@ -264,27 +264,31 @@ class ScalingConfig:
     P-F3c), one shared zoo with notebook 01. ``resnet_widths``: the ResNet9 width multiplier
     (P-F3a) at ``width_models`` models per population (empty: not run). ``probex_models``: training
     models per Model-J tree for ProbeX, Dense and StatNN (P-T1), subsets of notebook 02's zoo.
+    ``lora_models``: LoRAs per class of the first generative variant (P-T2, P-T3), one folder
+    shared by every value, each LoRA the same run as notebook 02's LoRA of its class and index.
     """
 
-    axes: tuple[str, ...] = ("root_steps", "tree_models", "resnet_width", "probex_models")
+    axes: tuple[str, ...] = ("root_steps", "tree_models", "resnet_width", "probex_models", "lora_models")
     root_steps: tuple[int, ...] = (150, 300, 600, 1200)
     mother_roots: int = 3
     tree_models: tuple[int, ...] = (35, 70, 140)
     resnet_widths: tuple[int, ...] = ()
     width_models: int = 70
     probex_models: tuple[int, ...] = (25, 50, 105)  # training models per Model-J tree (P-T1); 105 = all of notebook 02's
+    lora_models: tuple[int, ...] = (2, 4, 8)  # LoRAs per class of the first generative variant (P-T2, P-T3); paper SD200: 25
     seed: int = 0
 
 
 _SECTIONS: dict[str, dict[str, Any]] = {
     "scaling": {
         "smoke": ScalingConfig(root_steps=(10, 20, 40), mother_roots=2, tree_models=(10, 12, 20), resnet_widths=(2, 4, 6),
-                               width_models=10, probex_models=(3, 5, 7)),
+                               width_models=10, probex_models=(3, 5, 7), lora_models=(3, 4, 5)),
         "default": ScalingConfig(),
         "paper": ScalingConfig(root_steps=(1000, 3000, 10000), mother_roots=5, tree_models=(100, 200, 350, 500),
-                               resnet_widths=(16, 32, 64), width_models=350, probex_models=(50, 100, 200, 350)),
+                               resnet_widths=(16, 32, 64), width_models=350, probex_models=(50, 100, 200, 350),
+                               lora_models=(5, 10, 25)),
         "scaling": ScalingConfig(root_steps=(150, 300, 600, 1200, 2400), tree_models=(35, 70, 140, 280),
-                                 resnet_widths=(4, 8, 16)),
+                                 resnet_widths=(4, 8, 16), lora_models=(2, 4, 8, 16)),
     },
     "motivation": {
         "smoke": MotivationConfig(

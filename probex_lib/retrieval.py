@@ -105,19 +105,23 @@ def training_images(row: pd.Series, n: int | None = None) -> np.ndarray:
     return pool.subset([int(row["class_id"])]).images[ids]
 
 
+def t3_numbers(t3: pd.DataFrame) -> tuple[dict, str]:
+    """The numbers of P-T3's rule from a Table 3 (per k, per representation), and their words."""
+    mean = t3.groupby("representation")[["knn_acc", "occ_auc"]].mean()
+    per = {m: {int(k): dict(zip(g["representation"], g[m].astype(float))) for k, g in t3.groupby("k")} for m in ("knn_acc", "occ_auc")}
+    numbers = {"knn": per["knn_acc"], "occ": per["occ_auc"], "knn_chance": float(t3["knn_chance"].iloc[0]),
+               "n": int(t3["n"].iloc[0]) if "n" in t3 else float("nan")}
+    ours = ("mean over k " + "; ".join(f"{r}: kNN {m.knn_acc:.3f}, OCC AUC {m.occ_auc:.3f}" for r, m in mean.iterrows())
+            + f" (kNN chance {t3['knn_chance'].iloc[0]:.3f}, k in {sorted(t3['k'].unique().tolist())})")
+    return numbers, ours
+
+
 def judge(t3: pd.DataFrame, prec: dict, figure: str = "") -> list:
     """Claims P-T3 (ProbeX best for kNN and OCC) and P-F7 (retrieval finds models of the query's
     class): numbers here, verdicts from :mod:`verdicts`."""
     from . import verdicts
 
-    mean = t3.groupby("representation")[["knn_acc", "occ_auc"]].mean()
-    per = {m: {int(k): dict(zip(g["representation"], g[m].astype(float))) for k, g in t3.groupby("k")} for m in ("knn_acc", "occ_auc")}
-    out = [verdicts.judge(
-        "P-T3", {"knn": per["knn_acc"], "occ": per["occ_auc"], "knn_chance": float(t3["knn_chance"].iloc[0]),
-                 "n": int(t3["n"].iloc[0]) if "n" in t3 else float("nan")},
-        "mean over k " + "; ".join(f"{r}: kNN {m.knn_acc:.3f}, OCC AUC {m.occ_auc:.3f}" for r, m in mean.iterrows())
-        + f" (kNN chance {t3['knn_chance'].iloc[0]:.3f}, k in {sorted(t3['k'].unique().tolist())})",
-        figure, {"table3": t3.to_dict(orient="list")})]
+    out = [verdicts.judge("P-T3", *t3_numbers(t3), figure, {"table3": t3.to_dict(orient="list")})]
     out.append(verdicts.judge(
         "P-F7", {"precision": prec["precision"], "chance": prec["chance"], "n": prec["n_queries"], "se": prec.get("se", float("nan"))},
         f"precision@{prec['k']} {prec['precision']:.3f}±{prec.get('se', float('nan')):.3f} over {prec['n_queries']} held-out "

@@ -12,6 +12,10 @@ model) and the claim's numbers measured on it. Each point is judged by the claim
 * ``tree_models`` (P-F3a, P-F3c): n models in each of T1..T4 and F, one zoo shared with notebook 01
   (per-model seeds; the split is nested in n, :func:`motivation.split_indices`).
 * ``resnet_width`` (P-F3a): the ResNet9 width multiplier, T1 and F at ``width_models`` models.
+* ``lora_models`` (P-T2, P-T3): k LoRAs per class of notebook 02's first generative variant (its
+  classes, held-out classes and per-LoRA seeds, so LoRA j of a class is the same training run at
+  every k), in one folder shared by every k, split per model (nested in k); each point judged at
+  the layer notebook 04 chose on validation.
 * ``probex_models`` (P-T1): ProbeX, Dense and StatNN of every Model-J tree (notebook 02's zoo) trained
   on the first n of a seeded order of the tree's training models (nested in n), each tree at the
   layer notebook 03 chose on validation; validation and test models unchanged.
@@ -32,14 +36,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import atomic, mother_data, mother_exp, mother_zoo, motivation, parallel, paths, profiles, verdicts, zoo
+from . import atomic, modelj, mother_data, mother_exp, mother_zoo, motivation, parallel, paths, profiles, verdicts, zoo
 from .claims import Claim
 from .profiles import MotherConfig, MotivationConfig, ScalingConfig
 
-AXES = ("root_steps", "tree_models", "resnet_width", "probex_models")
+AXES = ("root_steps", "tree_models", "resnet_width", "probex_models", "lora_models")
 CURVES_OF_AXIS = {"root_steps": ("M-T1@root_steps", "M-F1@root_steps", "M-F2@root_steps", "M-F7@root_steps"),
                   "tree_models": ("P-F3a@models", "P-F3c@models"), "resnet_width": ("P-F3a@width",),
-                  "probex_models": ("P-T1@models",)}
+                  "probex_models": ("P-T1@models",), "lora_models": ("P-T2@loras", "P-T3@loras")}
 MOTHER_SCORE_GROUP, MOTHER_TRACE_GROUP = mother_exp.SCORE_GROUP, "attention"  # notebook 06's headline choices
 MIN_POPULATION = motivation.SPLIT_BLOCK  # a population needs one full block of the nested split
 
@@ -50,7 +54,7 @@ class AxisError(ValueError):
 
 def axis_values(cfg: ScalingConfig, axis: str) -> tuple[int, ...]:
     return {"root_steps": cfg.root_steps, "tree_models": cfg.tree_models, "resnet_width": cfg.resnet_widths,
-            "probex_models": cfg.probex_models}[axis]
+            "probex_models": cfg.probex_models, "lora_models": cfg.lora_models}[axis]
 
 
 def modelj_train_models(profile: str) -> int:
@@ -68,6 +72,8 @@ def default_value(axis: str, profile: str, cfg: ScalingConfig | None = None) -> 
         return profiles.get_config("mother", base).root_steps
     if axis == "probex_models":
         return modelj_train_models(profile)
+    if axis == "lora_models":
+        return int(profiles.get_config("modelj", base).variants[0][3])
     mo = profiles.get_config("motivation", base)
     if axis == "tree_models":
         return mo.models_t1
@@ -107,6 +113,16 @@ def check(cfg: ScalingConfig, profile: str) -> None:
             if axis == "tree_models" and v < MIN_POPULATION:
                 raise AxisError(f"axis tree_models: value {v}: a population needs >= {MIN_POPULATION} models "
                                 "(one block of the nested 70/10/20 split)")
+    if "lora_models" in cfg.axes and cfg.lora_models:
+        mj, name = profiles.get_config("modelj", base), profiles.get_config("aligned", base).variants[0]
+        if mj.variants[0][0] != name:
+            raise AxisError(f"axis lora_models: notebook 04's first variant {name!r} is not the zoo's first generative "
+                            f"variant {mj.variants[0][0]!r}")
+        n_train_classes = mj.variants[0][1] - mj.variants[0][2]
+        for v in cfg.lora_models:
+            if v < 2 or v * n_train_classes < MIN_POPULATION:
+                raise AxisError(f"axis lora_models: value {v}: kNN on held-out classes needs >= 2 LoRAs per class, and "
+                                f"the nested split >= {MIN_POPULATION} LoRAs of the {n_train_classes} training classes")
     if "root_steps" in cfg.axes:
         if not 1 <= cfg.mother_roots:
             raise AxisError(f"mother_roots = {cfg.mother_roots}: need at least one root")
@@ -301,6 +317,87 @@ def probex_numbers(manifest: pd.DataFrame, layers: dict[str, str], n: int, pcfg:
                     f"({len(layers)} trees, {n} training models each)"}
 
 
+# --------------------------------------------------------------------------- ProbeX Tables 2-3: LoRAs per class
+
+
+def lora_point_settings(mcfg: Any) -> dict[str, Any]:
+    """What every LoRA of the lora_models axis depends on (not k): notebook 02's generative settings
+    with its first variant's classes and held-out classes, and the nested split."""
+    s = {k: v for k, v in profiles.as_dict(mcfg).items() if k in modelj.GEN_FIELDS and k != "variants"}
+    name, n_cls, n_held, _ = mcfg.variants[0]
+    return s | {"variant": [name, n_cls, n_held], "split_kind": "per model, blocks of 10 in (LoRA index, class) order"}
+
+
+def lora_point_dir(mcfg: Any, profile: str) -> Path:
+    return (paths.data_dir() / "scaling" / "lora" / profiles.base_profile(profile)
+            / f"{mcfg.variants[0][0]}-{profiles.settings_hash(lora_point_settings(mcfg))}")
+
+
+def lora_point_specs(mcfg: Any, dirs: dict[str, Path], k: int) -> list[zoo.ModelSpec]:
+    """The LoRAs of a k-per-class point: :func:`modelj.lora_specs` of the first variant with k per
+    class (LoRA j of class c has seeds of (variant, c, j) only, so it is the same run at every k),
+    with a split nested in k: training-class LoRAs ordered by (j, class) and split in seeded
+    blocks of 10 (:func:`motivation.split_indices`); LoRAs of held-out classes stay "holdout"."""
+    name, n_cls, n_held, _ = mcfg.variants[0]
+    specs = modelj.lora_specs(dataclasses.replace(mcfg, variants=((name, n_cls, n_held, k),)), dirs, 0)
+    train = sorted((s for s in specs if s.params["split"] != "holdout"),
+                   key=lambda s: (int(s.model_id.rsplit("-", 1)[1]), s.params["class_id"]))
+    parts = motivation.split_indices(len(train), mcfg.split, modelj._seed(mcfg, 16))
+    split = {train[i].model_id: part for part, idx in zip(("train", "val", "test"), parts) for i in idx}
+    return [zoo.ModelSpec(s.model_id, {**s.params, "split": split.get(s.model_id, "holdout")}) for s in specs]
+
+
+def lora_point(mcfg: Any, k: int, profile: str, executor: parallel.Executor = "process",
+               n_workers: int | None = None) -> tuple[pd.DataFrame, Path]:
+    """Train (or resume) the LoRAs of the k-per-class point on notebook 02's base UNet; returns the
+    manifest of the point's LoRAs (the folder may hold more, trained for a larger k) and the folder."""
+    from . import diffusion
+
+    jungle = modelj.build(mcfg, profiles.base_profile(profile), executor, n_workers, parts=("generative",))
+    specs = lora_point_specs(mcfg, jungle.dirs, k)
+    folder = lora_point_dir(mcfg, profile)
+    man = zoo.generate_zoo(folder, specs, diffusion.train_lora, lora_point_settings(mcfg), executor, n_workers,
+                           desc=f"LoRAs, {k} per class")
+    return man[man["model_id"].isin({s.model_id for s in specs})].reset_index(drop=True), folder
+
+
+def notebook04_layer(profile: str, n_workers: int | None = None) -> str:
+    """The layer notebook 04 chose on validation for the first variant (its cached sweep; run if absent)."""
+    from . import zeroshot
+
+    acfg = profiles.get_config("aligned", profiles.base_profile(profile))
+    name, ls = next(iter(zeroshot.open_variants(acfg, profiles.base_profile(profile), n_workers=n_workers, limit=1).items()))
+    sweep, _, _ = zeroshot.swept_expert(ls, acfg, paths.data_dir() / "aligned" / profiles.base_profile(profile), name,
+                                        n_workers=n_workers)
+    return zeroshot.chosen_layer(sweep)
+
+
+def lora_numbers(ls: Any, layer: str, acfg: Any, variant: str, executor: parallel.Executor = "process",
+                 n_workers: int | None = None) -> dict[str, dict[str, Any]]:
+    """P-T2 (Table 2 on ``layer``: ProbeX, Dense, StatNN linear and MLP, ``acfg.repeats`` seeds each)
+    and P-T3 (Table 3 with the ProbeX of seed ``acfg.seed``) at one point; y as in verdicts.TREND_CURVES."""
+    from . import retrieval, zeroshot
+
+    T = zeroshot.class_text(acfg.text_encoder, ls, acfg)
+    t2 = zeroshot.table2_at(ls, T, acfg, layer, variant, executor, n_workers)
+    variants, ours2 = zeroshot.t2_numbers(t2)
+    v = variants[0]
+    best = max(v["baselines"], key=lambda b: b["zeroshot"])
+    fit, _ = zeroshot.fit_one(ls, T, acfg, "probex", [layer])
+    t3 = retrieval.knn_occ(ls, fit.model, layer, acfg.ks, variant)
+    rule3, ours3 = retrieval.t3_numbers(t3)
+    knn = t3.groupby("representation")["knn_acc"].mean()
+    other = knn.drop("ProbeX").idxmax()
+    n = int(rule3["n"])
+    return {
+        "P-T2@loras": {"y": v["zeroshot"] - best["zeroshot"], "se": verdicts.se_diff(v["zeroshot_se"], best["zeroshot_se"]),
+                       "rule": {"variants": variants}, "ours": f"{ours2}; margin over {best['method']}"},
+        "P-T3@loras": {"y": float(knn["ProbeX"] - knn[other]),
+                       "se": verdicts.se_diff(verdicts.binomial_se(float(knn["ProbeX"]), n), verdicts.binomial_se(float(knn[other]), n)),
+                       "rule": rule3, "ours": f"{ours3}; margin over {other}; {n} held-out LoRAs"},
+    }
+
+
 # --------------------------------------------------------------------------- the sweep
 
 
@@ -382,6 +479,31 @@ def run_axis(axis: str, cfg: ScalingConfig, profile: str, executor: parallel.Exe
             rows.append(_rows("P-T1@models", n, num, is_default("P-T1@models", n, profile, cfg), "notebook 02's zoo",
                               secs + time.perf_counter() - t0)
                         | {"seeds": int((man["split"] == "test").sum())})
+            secs = 0.0
+    elif axis == "lora_models":
+        from . import zeroshot
+
+        mcfg, acfg = profiles.get_config("modelj", base), profiles.get_config("aligned", base)
+        t0 = time.perf_counter()
+        layer = notebook04_layer(profile, n_workers)
+        secs = time.perf_counter() - t0
+        folder = lora_point_dir(mcfg, profile)
+
+        def present(k: int) -> bool:
+            need = [s.model_id for s in lora_point_specs(mcfg, modelj.zoo_dirs(mcfg, base), k)]
+            return folder.exists() and all(zoo.model_path(folder, m).exists() for m in need)
+
+        for k, _train in _available(cfg.lora_models, larger, present):
+            t0 = time.perf_counter()
+            man, folder = lora_point(mcfg, k, profile, executor, n_workers)
+            key = {"axis": axis, "models": sorted(zip(man["model_id"], man["split"])), "layer": layer,
+                   "aligned": profiles.as_dict(acfg), "zoo": folder.name}
+            nums = measured(key, lambda: lora_numbers(zeroshot.load_loras(man, acfg.layer_filter), layer, acfg,
+                                                      mcfg.variants[0][0], executor, n_workers))
+            secs += time.perf_counter() - t0
+            for curve, num in nums.items():
+                rows.append(_rows(curve, k, num, is_default(curve, k, profile, cfg), folder.name, secs)
+                            | {"seeds": acfg.repeats if curve == "P-T2@loras" else int(num["rule"]["n"])})
             secs = 0.0
     else:
         mo = profiles.get_config("motivation", base)

@@ -277,9 +277,14 @@ def table2(ls: LoraSet, T: torch.Tensor, cfg: AlignedConfig, sweep: pd.DataFrame
     """Table 2 for one variant, each row a mean over ``cfg.repeats`` seeds: ProbeX on the sweep's
     chosen layer, the Dense expert on that layer, StatNN features (every layer) with a linear head
     and with an MLP of ProbeX's size."""
-    layer = chosen_layer(sweep)
+    return table2_at(ls, T, cfg, chosen_layer(sweep), variant, executor, n_workers)
+
+
+def table2_at(ls: LoraSet, T: torch.Tensor, cfg: AlignedConfig, layer: str, variant: str,
+              executor: parallel.Executor = "process", n_workers: int | None = None) -> pd.DataFrame:
+    """:func:`table2` on a given ``layer`` (the StatNN MLP sized like ProbeX on that layer)."""
     feats = statnn_splits(ls)
-    px_params = int(sweep.loc[sweep["chosen"], "parameters"].iloc[0])
+    px_params = aligned.n_trainable(aligned.build("probex", ls.sel("train", [layer]), T.shape[1], cfg.r_u, cfg.r_v, cfg.r_t))
     h = matched_hidden(px_params, feats["train"].shape[1], T.shape[1])
     settings = {
         "ProbeX": {"T": T, "kind": "probex", "layers": [layer]},
@@ -391,13 +396,8 @@ def open_variants(cfg: AlignedConfig, profile: str, zoos: dict[str, str] | None 
     return {v: load_loras(jungle.manifests[v], cfg.layer_filter) for v in cfg.variants[:limit]}
 
 
-def judge(t2: pd.DataFrame, t4: pd.DataFrame, t5: pd.DataFrame, sweep: pd.DataFrame, t6: pd.DataFrame,
-          figure: str = "") -> list:
-    """Claims P-T2, P-T4, P-T5 and P-T6: numbers from the measured tables, verdicts from
-    :mod:`verdicts`."""
-    from . import verdicts
-
-    out = []
+def t2_numbers(t2: pd.DataFrame) -> tuple[list[dict], str]:
+    """The numbers of P-T2's rule per variant of a Table 2, and their words."""
     variants = []
     for v, sub in t2.groupby("variant", sort=False):
         px = sub[sub["method"] == "ProbeX"].iloc[0]
@@ -410,6 +410,17 @@ def judge(t2: pd.DataFrame, t4: pd.DataFrame, t5: pd.DataFrame, sweep: pd.DataFr
         f"{v['zeroshot']:.3f}±{v['zeroshot_se']:.3f} (chance {v['zeroshot_chance']:.3f}, "
         f"{int(round(1 / v['zeroshot_chance']))} held-out classes); baselines zero-shot "
         + ", ".join(f"{b['method']} {b['zeroshot']:.3f}" for b in v["baselines"]) for v in variants)
+    return variants, ours
+
+
+def judge(t2: pd.DataFrame, t4: pd.DataFrame, t5: pd.DataFrame, sweep: pd.DataFrame, t6: pd.DataFrame,
+          figure: str = "") -> list:
+    """Claims P-T2, P-T4, P-T5 and P-T6: numbers from the measured tables, verdicts from
+    :mod:`verdicts`."""
+    from . import verdicts
+
+    out = []
+    variants, ours = t2_numbers(t2)
     out.append(verdicts.judge("P-T2", {"variants": variants}, ours, figure, {"table2": t2.to_dict(orient="list")}))
     lin, relu = t4.set_index("activation").loc["linear"], t4.set_index("activation").loc["relu"]
     out.append(verdicts.judge(
