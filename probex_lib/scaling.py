@@ -464,8 +464,6 @@ def run_axis(axis: str, cfg: ScalingConfig, profile: str, executor: parallel.Exe
             for curve, num in nums.items():
                 rows.append(_rows(curve, s, num, is_default(curve, s, profile, cfg), source, secs) | {"seeds": cfg.mother_roots})
     elif axis == "probex_models":
-        from . import modelj
-
         mcfg, pcfg = profiles.get_config("modelj", base), profiles.get_config("probex", base)
         t0 = time.perf_counter()
         man = modelj.build(mcfg, base, executor, n_workers, parts=("discriminative",)).manifests["discriminative"]

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from probex_lib import claims, motivation, mother_zoo, profiles, scaling, verdicts
+from probex_lib import claims, modelj, motivation, mother_zoo, profiles, scaling, verdicts
 
 
 def test_scaling_profile_extends_default_everywhere_else():
@@ -27,6 +27,7 @@ def test_scaling_profile_extends_default_everywhere_else():
     ({"axes": ["root_steps", "depth"]}, r"unknown scaling axis \['depth'\]"),
     ({"resnet_widths": [4, 8], "width_models": 3}, r"width_models = 3"),
     ({"probex_models": [25, 200]}, r"axis probex_models: value 200: each Model-J tree has 105 training models"),
+    ({"lora_models": [1, 4]}, r"axis lora_models: value 1: kNN on held-out classes needs >= 2 LoRAs per class"),
 ])
 def test_unbuildable_axis_values_are_named_before_training(overrides, message):
     cfg = profiles.get_config("scaling", "default", overrides)
@@ -63,6 +64,28 @@ def test_the_default_root_steps_point_is_a_subset_of_notebook_06s_plan(tmp_path)
     assert all(full[m] == p for m, p in sub.items())  # same specs, seeds and data: reusing 06's files is exact
     other = scaling.mother_point_config(base, 1200, 3)
     assert mother_zoo.folder_for(other, "points", tmp_path) != mother_zoo.folder_for(point, "points", tmp_path)
+
+
+def test_every_loras_per_class_point_shares_one_folder_and_nests_its_split(tmp_path):
+    mcfg = profiles.get_config("modelj", "default")
+    dirs = {"diffusion": tmp_path / "diffusion"}
+    assert scaling.default_value("lora_models", "default") == mcfg.variants[0][3] == 4
+    small, large = ({s.model_id: s.params for s in scaling.lora_point_specs(mcfg, dirs, k)} for k in (2, 8))
+    name, n_cls, n_held, _ = mcfg.variants[0]
+    assert len(small) == 2 * n_cls and len(large) == 8 * n_cls
+    assert all(large[m] == p for m, p in small.items())  # the 2-per-class point is a subset, split included
+    held = {p["class_id"] for p in large.values() if p["split"] == "holdout"}
+    assert len(held) == n_held and all(p["split"] != "holdout" for p in large.values() if p["class_id"] not in held)
+    train = [p for p in small.values() if p["split"] != "holdout"]
+    assert [sum(p["split"] == s for p in train) for s in ("train", "val", "test")] == [56, 8, 16]  # whole blocks: 70/10/20
+    # LoRA j of a class is notebook 02's LoRA j of that class: the same training run (only its split differs)
+    nb02 = {s.model_id: s.params for s in modelj.lora_specs(mcfg, dirs, 0)}
+    for m, p in small.items():
+        assert {k: v for k, v in p.items() if k != "split"} == {k: v for k, v in nb02[m].items() if k != "split"}
+    other = dataclasses.replace(mcfg, lora_rank=8)
+    assert scaling.lora_point_dir(other, "default") != scaling.lora_point_dir(mcfg, "default")
+    assert scaling.lora_point_dir(dataclasses.replace(mcfg, variants=((name, n_cls, n_held, 25),) + mcfg.variants[1:]),
+                                  "default") == scaling.lora_point_dir(mcfg, "default")  # k is not in the folder's hash
 
 
 def test_available_points_add_only_larger_values_already_on_disk():
