@@ -260,7 +260,9 @@ class ScalingConfig:
     ``root_steps``: AdamW steps of MoTHer root pre-training (M-T1 FT, M-F1, M-F2, M-F7), each
     value a separate run with the kit's schedule (warm-up, linear decay to its own end), on
     ``mother_roots`` roots with an FT tree each and the chain of root 0; the value equal to
-    notebook 06's reuses its models. ``tree_models``: models in each of T1..T4 and F (P-F3a,
+    notebook 06's reuses its models. ``lr_spreads``: max / min of the FT learning rates of those
+    trees at notebook 06's step count (M-T1 FT, M-F1), log-symmetric about the kit's set; the
+    paper's set spans 45x. ``tree_models``: models in each of T1..T4 and F (P-F3a,
     P-F3c), one shared zoo with notebook 01. ``resnet_widths``: the ResNet9 width multiplier
     (P-F3a) at ``width_models`` models per population (empty: not run). ``probex_models``: training
     models per Model-J tree for ProbeX, Dense and StatNN (P-T1), subsets of notebook 02's zoo.
@@ -268,9 +270,10 @@ class ScalingConfig:
     shared by every value, each LoRA the same run as notebook 02's LoRA of its class and index.
     """
 
-    axes: tuple[str, ...] = ("root_steps", "tree_models", "resnet_width", "probex_models", "lora_models")
+    axes: tuple[str, ...] = ("root_steps", "lr_spread", "tree_models", "resnet_width", "probex_models", "lora_models")
     root_steps: tuple[int, ...] = (150, 300, 600, 1200)
     mother_roots: int = 3
+    lr_spreads: tuple[int, ...] = (1, 3, 10, 45)  # max / min of the FT learning rates (M-T1, M-F1); kit 10, paper 45
     tree_models: tuple[int, ...] = (35, 70, 140)
     resnet_widths: tuple[int, ...] = ()
     width_models: int = 70
@@ -281,7 +284,8 @@ class ScalingConfig:
 
 _SECTIONS: dict[str, dict[str, Any]] = {
     "scaling": {
-        "smoke": ScalingConfig(root_steps=(10, 20, 40), mother_roots=2, tree_models=(10, 12, 20), resnet_widths=(2, 4, 6),
+        "smoke": ScalingConfig(root_steps=(10, 20, 40), lr_spreads=(1, 10, 45), mother_roots=2, tree_models=(10, 12, 20),
+                               resnet_widths=(2, 4, 6),
                                width_models=10, probex_models=(3, 5, 7), lora_models=(3, 4, 5)),
         "default": ScalingConfig(),
         "paper": ScalingConfig(root_steps=(1000, 3000, 10000), mother_roots=5, tree_models=(100, 200, 350, 500),

@@ -9,6 +9,10 @@ model) and the claim's numbers measured on it. Each point is judged by the claim
   tree of 1 + 4 + 16 models, and root 0's chain of continued pre-training. Every s is its own
   run with the kit's schedule (warm-up, then linear decay to *its own* last step; a checkpoint of
   a longer run would be a different, undecayed model); s equal to notebook 06's reuses 06's files.
+* ``lr_spread`` (M-T1 FT, M-F1): the FT trees of those roots (at notebook 06's step count) with
+  fine-tuning learning rates spread so that max / min is s, log-symmetric about the kit's set's
+  geometric mean (the kit's set for its own spread, so that point is notebook 06's). The roots are
+  notebook 06's files, linked, not retrained (their specs do not involve the FT rates).
 * ``tree_models`` (P-F3a, P-F3c): n models in each of T1..T4 and F, one zoo shared with notebook 01
   (per-model seeds; the split is nested in n, :func:`motivation.split_indices`).
 * ``resnet_width`` (P-F3a): the ResNet9 width multiplier, T1 and F at ``width_models`` models.
@@ -40,8 +44,9 @@ from . import atomic, modelj, mother_data, mother_exp, mother_zoo, motivation, p
 from .claims import Claim
 from .profiles import MotherConfig, MotivationConfig, ScalingConfig
 
-AXES = ("root_steps", "tree_models", "resnet_width", "probex_models", "lora_models")
+AXES = ("root_steps", "lr_spread", "tree_models", "resnet_width", "probex_models", "lora_models")
 CURVES_OF_AXIS = {"root_steps": ("M-T1@root_steps", "M-F1@root_steps", "M-F2@root_steps", "M-F7@root_steps"),
+                  "lr_spread": ("M-T1@lr_spread", "M-F1@lr_spread"),
                   "tree_models": ("P-F3a@models", "P-F3c@models"), "resnet_width": ("P-F3a@width",),
                   "probex_models": ("P-T1@models",), "lora_models": ("P-T2@loras", "P-T3@loras")}
 MOTHER_SCORE_GROUP, MOTHER_TRACE_GROUP = mother_exp.SCORE_GROUP, "attention"  # notebook 06's headline choices
@@ -53,7 +58,7 @@ class AxisError(ValueError):
 
 
 def axis_values(cfg: ScalingConfig, axis: str) -> tuple[int, ...]:
-    return {"root_steps": cfg.root_steps, "tree_models": cfg.tree_models, "resnet_width": cfg.resnet_widths,
+    return {"root_steps": cfg.root_steps, "lr_spread": cfg.lr_spreads, "tree_models": cfg.tree_models, "resnet_width": cfg.resnet_widths,
             "probex_models": cfg.probex_models, "lora_models": cfg.lora_models}[axis]
 
 
@@ -70,6 +75,8 @@ def default_value(axis: str, profile: str, cfg: ScalingConfig | None = None) -> 
     base = profiles.base_profile(profile)
     if axis == "root_steps":
         return profiles.get_config("mother", base).root_steps
+    if axis == "lr_spread":
+        return lr_spread_of(profiles.get_config("mother", base).ft_lrs)
     if axis == "probex_models":
         return modelj_train_models(profile)
     if axis == "lora_models":
@@ -105,6 +112,9 @@ def check(cfg: ScalingConfig, profile: str) -> None:
         for v in values:
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise AxisError(f"axis {axis}: value {v!r} is not a positive integer")
+            if axis == "lr_spread" and base_lrs_degenerate(mc.ft_lrs):
+                raise AxisError(f"axis lr_spread: value {v}: the profile's fine-tuning learning rates {list(mc.ft_lrs)} "
+                                "have no spread to scale (one distinct value)")
             if axis == "root_steps" and v < 10:
                 raise AxisError(f"axis root_steps: value {v}: fewer than 10 steps leave no warm-up (10% of the steps)")
             if axis == "probex_models" and not 2 <= v <= modelj_train_models(profile):
@@ -123,7 +133,7 @@ def check(cfg: ScalingConfig, profile: str) -> None:
             if v < 2 or v * n_train_classes < MIN_POPULATION:
                 raise AxisError(f"axis lora_models: value {v}: kNN on held-out classes needs >= 2 LoRAs per class, and "
                                 f"the nested split >= {MIN_POPULATION} LoRAs of the {n_train_classes} training classes")
-    if "root_steps" in cfg.axes:
+    if {"root_steps", "lr_spread"} & set(cfg.axes):
         if not 1 <= cfg.mother_roots:
             raise AxisError(f"mother_roots = {cfg.mother_roots}: need at least one root")
         if mc.classes_per_task > len(mother_zoo._all_classes()):
@@ -183,8 +193,81 @@ def mother_point(base: MotherConfig, steps: int, roots: int, profile: str, execu
     return man, folder.name
 
 
-def mother_numbers(man: pd.DataFrame, c: float) -> dict[str, dict[str, Any]]:
-    """Per curve of the root_steps axis: y, se, the numbers of the claim's own rule, and words."""
+def lr_spread_of(lrs: tuple[float, ...]) -> int:
+    """max / min of a set of learning rates, rounded (the x of the lr_spread axis)."""
+    return int(round(max(lrs) / min(lrs)))
+
+
+def base_lrs_degenerate(lrs: tuple[float, ...]) -> bool:
+    return max(lrs) <= min(lrs)
+
+
+def spread_lrs(lrs: tuple[float, ...], spread: int) -> tuple[float, ...]:
+    """``lrs`` stretched in log space about their geometric mean so that max / min = ``spread``
+    (3 significant digits); the set itself when ``spread`` is its own (rounded) spread. 1: every
+    rate the geometric mean."""
+    if spread == lr_spread_of(lrs):
+        return tuple(lrs)
+    lo, hi = min(lrs), max(lrs)
+    centre, power = float(np.sqrt(lo * hi)), np.log(spread) / np.log(hi / lo)
+    return tuple(float(f"{centre * (lr / centre) ** power:.3g}") for lr in lrs)
+
+
+def lr_point_config(base: MotherConfig, spread: int, roots: int) -> MotherConfig:
+    """Notebook 06's config cut to ``roots`` roots at its own step count with an FT tree each
+    (no chain: M-F7 and M-F2 do not involve the FT rates), the FT rates spread to ``spread``."""
+    return dataclasses.replace(mother_point_config(base, base.root_steps, roots), ft_lrs=spread_lrs(base.ft_lrs, spread),
+                               chain_stages=0)
+
+
+def _link_roots(cfg: MotherConfig, src_cfg: MotherConfig, src: Path, dst: Path) -> int:
+    """Put the roots of ``cfg``'s plan into ``dst`` from ``src`` (built by ``src_cfg``; hard link,
+    else copy; each atomically through a temporary name) where ``src`` has them complete and the two
+    plans specify them identically; returns how many were linked. Roots that differ or are absent
+    are left to train."""
+    import os
+    import shutil
+
+    mine = {s.model_id: s.params for s in mother_zoo.plan(cfg, dst)[0]}
+    theirs = {s.model_id: s.params for s in mother_zoo.plan(src_cfg, src)[0]}
+    n = 0
+    for mid, params in mine.items():
+        f, g = zoo.model_path(src, mid), zoo.model_path(dst, mid)
+        if g.exists() or theirs.get(mid) != params or not zoo.is_complete(f):
+            continue
+        g.parent.mkdir(parents=True, exist_ok=True)
+        tmp = g.with_suffix(".link.tmp")
+        tmp.unlink(missing_ok=True)
+        try:
+            os.link(f, tmp)
+        except OSError:
+            shutil.copy2(f, tmp)
+        os.replace(tmp, g)
+        n += 1
+    return n
+
+
+def lr_point(base: MotherConfig, spread: int, roots: int, profile: str, executor: parallel.Executor = "process",
+             n_workers: int | None = None, root: str | Path | None = None) -> tuple[pd.DataFrame, str]:
+    """The manifest of one lr_spread point and where it came from: notebook 06's dataset for the
+    kit's own spread (a true subset), else its own folder with 06's roots linked in."""
+    cfg = lr_point_config(base, spread, roots)
+    full = mother_zoo.folder_for(base, profiles.base_profile(profile))
+    if cfg.ft_lrs == base.ft_lrs:
+        need = _complete(cfg, full)
+        if need is not None:
+            man = mother_zoo.open_dataset(full)
+            return man[man["model_id"].isin(need)].reset_index(drop=True), f"notebook 06's dataset {full.name}"
+    folder = mother_zoo.folder_for(cfg, "points", root or paths.data_dir() / "scaling" / "mother")
+    if full.exists():
+        _link_roots(cfg, base, full, folder)
+    folder, man, _ = mother_zoo.build(cfg, "points", executor, n_workers, root or paths.data_dir() / "scaling" / "mother")
+    return man, folder.name
+
+
+def mother_ft_numbers(man: pd.DataFrame, c: float) -> dict[str, dict[str, Any]]:
+    """M-T1 (FT) and M-F1 at one point: y, se, the numbers of the claim's own rule, and words (keys
+    without the axis)."""
     ft = mother_data.members(man, "FT")
     trees = sorted(set(ft["tree"]))
     rhos, n_pairs = [], 0
@@ -202,6 +285,22 @@ def mother_numbers(man: pd.DataFrame, c: float) -> dict[str, dict[str, Any]]:
     sub = {"FT": {"ours": float(ft_row["graph"]), "paper": PAPER_T1["FT"], "paper_baseline": SHAPE_1_4_16,
                   "baseline": float(ft_row["baseline"]), "signal": float(ft_row["signal"]),
                   "n_placed": int(ft_row["n placed"]), "p_random_root": float(ft_row["p random root"])}}
+    k = len(trees)
+    rho_floor = (1 - min(np.mean(rhos) ** 2, 0.999)) / np.sqrt(max(n_pairs - 3, 1))
+    return {
+        "M-T1": {"y": float(ft_row["graph"]), "se": share_se(per_tree, int(ft_row["edges"])), "rule": {"subsets": sub},
+                 "ours": f"FT graph accuracy {ft_row['graph']:.2f} (per tree {', '.join(f'{a:.2f}' for a in per_tree)}); "
+                         f"direction signal {sub['FT']['signal']:.2f}"},
+        "M-F1": {"y": float(np.mean(rhos)), "se": float(np.nanmax([sem(rhos), rho_floor / np.sqrt(k)])),
+                 "rule": {"rho": float(np.mean(rhos)), "n_pairs": n_pairs},
+                 "ours": f"rho {np.mean(rhos):.2f} (per tree {', '.join(f'{r:.2f}' for r in rhos)})"},
+    }
+
+
+def mother_numbers(man: pd.DataFrame, c: float) -> dict[str, dict[str, Any]]:
+    """Per curve of the root_steps axis: y, se, the numbers of the claim's own rule, and words."""
+    ft = mother_ft_numbers(man, c)
+    trees = sorted(set(mother_data.members(man, "FT")["tree"]))
     pre_ids = man.query("mode == 'pretrain'")["model_id"]
     pre = mother_data.traces(man, pre_ids, MOTHER_TRACE_GROUP)
     ft_tr = mother_data.traces(man, man.query("subset == 'FT'")["model_id"], MOTHER_TRACE_GROUP)
@@ -211,15 +310,9 @@ def mother_numbers(man: pd.DataFrame, c: float) -> dict[str, dict[str, Any]]:
     ch = mother_exp.chain(man, MOTHER_SCORE_GROUP, c).set_index("prior").loc["generalisation (flipped)"]
     n_chain = int(ch["models"]) - 1
     wrong = int(round((1 - ch["graph"]) * n_chain))
-    k = len(trees)
     n_records = int(sum(max(len(g) - 1, 0) for _, g in pre[pre["model_id"].isin(trees)].groupby("model_id")))
-    rho_floor = (1 - min(np.mean(rhos) ** 2, 0.999)) / np.sqrt(max(n_pairs - 3, 1))
     return {
-        "M-T1@root_steps": {"y": float(ft_row["graph"]), "se": share_se(per_tree, int(ft_row["edges"])), "rule": {"subsets": sub},
-                            "ours": f"FT graph accuracy {ft_row['graph']:.2f} (per tree {', '.join(f'{a:.2f}' for a in per_tree)}); "
-                                    f"direction signal {sub['FT']['signal']:.2f}"},
-        "M-F1@root_steps": {"y": float(np.mean(rhos)), "se": float(np.nanmax([sem(rhos), rho_floor / np.sqrt(k)])), "rule": {"rho": float(np.mean(rhos)), "n_pairs": n_pairs},
-                            "ours": f"rho {np.mean(rhos):.2f} (per tree {', '.join(f'{r:.2f}' for r in rhos)})"},
+        "M-T1@root_steps": ft["M-T1"], "M-F1@root_steps": ft["M-F1"],
         "M-F2@root_steps": {"y": float(np.mean(root_rise)), "se": share_se(root_rise, n_records), "rule": net,
                             "ours": f"{np.mean(root_rise):.2f} of pre-training records rise (per root "
                                     f"{', '.join(f'{r:.2f}' for r in root_rise)}); net up {net['pre_up']:.2f} of {net['n_pre']} "
@@ -358,7 +451,13 @@ def lora_point(mcfg: Any, k: int, profile: str, executor: parallel.Executor = "p
     folder = lora_point_dir(mcfg, profile)
     man = zoo.generate_zoo(folder, specs, diffusion.train_lora, lora_point_settings(mcfg), executor, n_workers,
                            desc=f"LoRAs, {k} per class")
-    return man[man["model_id"].isin({s.model_id for s in specs})].reset_index(drop=True), folder
+    man = man[man["model_id"].isin({s.model_id for s in specs})].reset_index(drop=True)
+    planned = {s.model_id: s.params["split"] for s in specs}
+    stale = [m for m, sp in zip(man["model_id"], man["split"]) if planned[m] != sp]
+    if stale:  # files written under another split rule than the plan's: never mix the two
+        raise zoo.ZooError(f"{folder}: LoRAs {stale[:3]} record another split than the nested split planned now; "
+                           "delete the folder to rebuild it")
+    return man, folder
 
 
 def notebook04_layer(profile: str, n_workers: int | None = None) -> str:
@@ -448,21 +547,30 @@ def run_axis(axis: str, cfg: ScalingConfig, profile: str, executor: parallel.Exe
     base = profiles.base_profile(profile)
     larger = axis_values(profiles.get_config("scaling", "scaling"), axis) if base == "default" else ()
     rows = []
-    if axis == "root_steps":
+    if axis in ("root_steps", "lr_spread"):
         mc = profiles.get_config("mother", base)
+        steps_axis = axis == "root_steps"
 
-        def present(s: int) -> bool:
-            pc = mother_point_config(mc, s, cfg.mother_roots)
+        def point_cfg(v: int) -> MotherConfig:
+            return (mother_point_config if steps_axis else lr_point_config)(mc, v, cfg.mother_roots)
+
+        def present(v: int) -> bool:
+            pc = point_cfg(v)
             return _complete(pc, mother_zoo.folder_for(pc, "points", paths.data_dir() / "scaling" / "mother")) is not None
 
-        for s, _train in _available(cfg.root_steps, larger, present):
+        def numbers(man: pd.DataFrame) -> dict[str, dict[str, Any]]:
+            if steps_axis:
+                return mother_numbers(man, mc.c)
+            return {f"{claim}@lr_spread": num for claim, num in mother_ft_numbers(man, mc.c).items()}
+
+        for v, _train in _available(axis_values(cfg, axis), larger, present):
             t0 = time.perf_counter()
-            man, source = mother_point(mc, s, cfg.mother_roots, profile, executor, n_workers)
-            key = {"axis": axis, "config": profiles.as_dict(mother_point_config(mc, s, cfg.mother_roots)), "source": source}
-            nums = measured(key, lambda: mother_numbers(man, mc.c))
+            man, source = (mother_point if steps_axis else lr_point)(mc, v, cfg.mother_roots, profile, executor, n_workers)
+            key = {"axis": axis, "config": profiles.as_dict(point_cfg(v)), "source": source}
+            nums = measured(key, lambda: numbers(man))
             secs = time.perf_counter() - t0
             for curve, num in nums.items():
-                rows.append(_rows(curve, s, num, is_default(curve, s, profile, cfg), source, secs) | {"seeds": cfg.mother_roots})
+                rows.append(_rows(curve, v, num, is_default(curve, v, profile, cfg), source, secs) | {"seeds": cfg.mother_roots})
     elif axis == "probex_models":
         mcfg, pcfg = profiles.get_config("modelj", base), profiles.get_config("probex", base)
         t0 = time.perf_counter()

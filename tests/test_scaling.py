@@ -15,7 +15,8 @@ def test_scaling_profile_extends_default_everywhere_else():
     big, default = profiles.get_config("scaling", "scaling"), profiles.get_config("scaling", "default")
     for axis in scaling.AXES:  # the scaling profile's points include the default's (one curve, extended)
         assert set(scaling.axis_values(default, axis)) <= set(scaling.axis_values(big, axis))
-        if scaling.axis_values(default, axis) and axis != "probex_models":  # that one is bounded by notebook 02's zoo
+        # probex_models is bounded by notebook 02's zoo, lr_spread by the paper's own spread (45)
+        if scaling.axis_values(default, axis) and axis not in ("probex_models", "lr_spread"):
             assert max(scaling.axis_values(big, axis)) > max(scaling.axis_values(default, axis))
 
 
@@ -86,6 +87,57 @@ def test_every_loras_per_class_point_shares_one_folder_and_nests_its_split(tmp_p
     assert scaling.lora_point_dir(other, "default") != scaling.lora_point_dir(mcfg, "default")
     assert scaling.lora_point_dir(dataclasses.replace(mcfg, variants=((name, n_cls, n_held, 25),) + mcfg.variants[1:]),
                                   "default") == scaling.lora_point_dir(mcfg, "default")  # k is not in the folder's hash
+
+
+def test_lr_spread_stretches_the_kit_set_and_keeps_it_at_its_own_spread():
+    base = profiles.get_config("mother", "default")
+    assert scaling.default_value("lr_spread", "default") == 10 and scaling.spread_lrs(base.ft_lrs, 10) == base.ft_lrs
+    wide = scaling.spread_lrs(base.ft_lrs, 45)
+    assert max(wide) / min(wide) == pytest.approx(45, rel=0.01)
+    assert np.sqrt(max(wide) * min(wide)) == pytest.approx(np.sqrt(1e-4 * 1e-3), rel=0.01)  # same geometric centre
+    assert len(set(scaling.spread_lrs(base.ft_lrs, 1))) == 1
+    with pytest.raises(scaling.AxisError, match="axis lr_spread: value 0 is not a positive integer"):
+        scaling.check(profiles.get_config("scaling", "default", {"lr_spreads": [0, 10]}), "default")
+
+
+def test_lr_points_reuse_notebook_06s_roots_and_its_dataset_at_the_kit_spread(tmp_path):
+    import torch
+
+    from probex_lib import zoo
+
+    base = profiles.get_config("mother", "default")
+    own = scaling.lr_point_config(base, 10, 3)
+    full = {s.model_id: s.params for w in mother_zoo.plan(base, tmp_path).values() for s in w}
+    sub = {s.model_id: s.params for w in mother_zoo.plan(own, tmp_path).values() for s in w}
+    assert len(sub) == 3 + 3 * 20 and all(full[m] == p for m, p in sub.items())  # the kit's spread: 06's models
+    src, dst = tmp_path / "06", tmp_path / "point"
+    for r in range(3):
+        zoo.save_model(zoo.model_path(src, f"root{r}"), {"w": torch.full((2,), float(r))}, {"model_id": f"root{r}"})
+    wide = scaling.lr_point_config(base, 45, 3)
+    assert scaling._link_roots(wide, base, src, dst) == 3
+    assert torch.equal(zoo.load_tensors(zoo.model_path(dst, "root2"))["w"], torch.full((2,), 2.0))
+    assert scaling._link_roots(wide, base, src, dst) == 0  # already there
+    other = dataclasses.replace(wide, root_steps=base.root_steps * 2)  # other roots: nothing linked
+    assert scaling._link_roots(other, base, src, tmp_path / "other") == 0
+    # each fine-tune keeps notebook 06's draws: only its rate (stretched) and its folder differ
+    stretch = dict(zip(base.ft_lrs, wide.ft_lrs))
+    mine = {s.model_id: s.params for w in mother_zoo.plan(wide, dst).values() for s in w if s.params["subset"] == "FT"}
+    theirs = {s.model_id: s.params for w in mother_zoo.plan(base, src).values() for s in w if s.params["subset"] == "FT"}
+    assert len(mine) == 60 and {p["lr"] for p in mine.values()} == set(wide.ft_lrs)
+    for m, p in mine.items():
+        assert p["lr"] == stretch[theirs[m]["lr"]]
+        assert {k: v for k, v in p.items() if k not in ("lr", "init")} == \
+            {k: v for k, v in theirs[m].items() if k not in ("lr", "init")}
+    assert scaling.is_default("M-T1@lr_spread", 10, "default", profiles.get_config("scaling", "default"))
+    assert not scaling.is_default("M-F1@lr_spread", 45, "default", profiles.get_config("scaling", "default"))
+
+
+def test_a_profile_without_a_spread_of_learning_rates_has_no_lr_axis(monkeypatch):
+    real = profiles.get_config
+    monkeypatch.setattr(profiles, "get_config", lambda s, p, o=None, seed=None: (
+        dataclasses.replace(real(s, p, o, seed), ft_lrs=(3e-4, 3e-4)) if s == "mother" else real(s, p, o, seed)))
+    with pytest.raises(scaling.AxisError, match=r"axis lr_spread: value 1: .* have no spread to scale"):
+        scaling.check(profiles.get_config("scaling", "default"), "default")
 
 
 def test_available_points_add_only_larger_values_already_on_disk():
@@ -159,3 +211,26 @@ def test_a_point_is_marked_default_only_when_it_is_the_profiles_experiment():
     same = dataclasses.replace(big, width_models=140)
     assert scaling.default_value("resnet_width", "scaling", same) == 8
     assert scaling.is_default("P-T1@models", 105, "default", cfg)
+
+
+def test_loras_recording_another_split_than_the_plan_are_an_error(monkeypatch, tmp_path):
+    from types import SimpleNamespace
+
+    from probex_lib import zoo
+
+    mcfg = profiles.get_config("modelj", "default")
+    dirs = {"diffusion": tmp_path / "diffusion"}
+    monkeypatch.setattr(scaling.modelj, "build", lambda *a, **k: SimpleNamespace(dirs=dirs))
+
+    def fake_generate(folder, specs, *a, **k):
+        rows = [{"model_id": s.model_id, "split": s.params["split"]} for s in specs]
+        rows[0]["split"] = "test" if rows[0]["split"] != "test" else "train"  # written under another rule
+        return pd.DataFrame(rows)
+
+    monkeypatch.setattr(zoo, "generate_zoo", fake_generate)
+    with pytest.raises(zoo.ZooError, match="record another split than the nested split planned now"):
+        scaling.lora_point(mcfg, 2, "default")
+    monkeypatch.setattr(zoo, "generate_zoo", lambda folder, specs, *a, **k: pd.DataFrame(
+        [{"model_id": s.model_id, "split": s.params["split"]} for s in specs]))
+    man, _ = scaling.lora_point(mcfg, 2, "default")
+    assert len(man) == 2 * mcfg.variants[0][1]
