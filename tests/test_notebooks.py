@@ -40,12 +40,20 @@ TABLES = {  # CSV + Markdown each
     "09_lineage_atlas": ["lineage_edge_types", "lineage_reliability", "lineage_pairs", "lineage_heldout_generation"],
 }
 
+# Notebook 08's smoke points are tiny and many: with worker processes, their start-up (two spawned workers
+# importing torch for each of some 30 map calls) was 2/3 of its 3.6 min in CI, serial runs it in about
+# 1.1 min. The process and Dask paths stay covered by the other notebooks and tests/test_parallel.py.
+SERIAL = {"08_scaling"}
+
 
 @pytest.mark.slow
 @pytest.mark.parametrize("notebook", runner.discover(), ids=lambda p: p.stem)
 def test_notebook_runs_in_smoke_profile(notebook, kit_dirs):
     _, figures = kit_dirs
-    runner.run_notebook(notebook, {"profile": "smoke", "out_dir": str(figures), "n_workers": 2}, figures)
+    params = {"profile": "smoke", "out_dir": str(figures), "n_workers": 2}
+    if notebook.stem in SERIAL:
+        params["executor"] = "serial"
+    runner.run_notebook(notebook, params, figures)
     for name in FIGURES.get(notebook.stem, []):
         for ext in ("png", "pdf"):
             assert (figures / f"{name}.{ext}").stat().st_size > 1000, f"{name}.{ext} missing or empty"
