@@ -1,6 +1,8 @@
 """Figures of notebook 08 (scaling curves), in the kit's style."""
 from __future__ import annotations
 
+import textwrap
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -32,7 +34,7 @@ def curves(points: pd.DataFrame, judged: list[Claim], axis: str) -> plt.Figure:
         ax.set_xscale("log")
         ax.set_xticks(g["x"].tolist(), [str(v) for v in g["x"]])
         ax.minorticks_off()
-        ax.set(xlabel=axis_words, ylabel=effect if len(effect) < 40 else effect[:38] + "…",
+        ax.set(xlabel=axis_words, ylabel=textwrap.fill(effect, 38),
                title=f"{claim}: {by_id[name].verdict}")
         ax.legend(fontsize=6)
     fig.tight_layout()
