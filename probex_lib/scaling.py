@@ -177,19 +177,23 @@ def _complete(cfg: MotherConfig, folder: Path) -> list[str] | None:
     return need if folder.exists() and all(zoo.model_path(folder, m).exists() for m in need) else None
 
 
-def mother_point(base: MotherConfig, steps: int, roots: int, profile: str, executor: parallel.Executor = "process",
+def mother_point(base: MotherConfig, cfg: MotherConfig, profile: str, executor: parallel.Executor = "process",
                  n_workers: int | None = None, root: str | Path | None = None) -> tuple[pd.DataFrame, str]:
-    """The manifest of one root_steps point and where it came from. The point of notebook 06's own
-    step count is a true subset of 06's dataset (same specs, seeds and data): read from there when
-    every file it needs exists; else (and for every other step count) built in its own folder."""
-    cfg = mother_point_config(base, steps, roots)
-    if steps == base.root_steps:
-        full = mother_zoo.folder_for(base, profiles.base_profile(profile))
+    """The manifest of the point ``cfg`` (:func:`mother_point_config`, :func:`lr_point_config`) and
+    where it came from. A point at notebook 06's step count and FT rates is a true subset of 06's
+    dataset (same specs, seeds and data): read from there when every file it needs exists. Any other
+    point is built in its own folder, with 06's roots linked in where both plans specify them
+    identically (:func:`_link_roots`)."""
+    full = mother_zoo.folder_for(base, profiles.base_profile(profile))
+    if (cfg.root_steps, cfg.ft_lrs) == (base.root_steps, base.ft_lrs):
         need = _complete(cfg, full)
         if need is not None:
             man = mother_zoo.open_dataset(full)
             return man[man["model_id"].isin(need)].reset_index(drop=True), f"notebook 06's dataset {full.name}"
-    folder, man, _ = mother_zoo.build(cfg, "points", executor, n_workers, root or paths.data_dir() / "scaling" / "mother")
+    points = root or paths.data_dir() / "scaling" / "mother"
+    if full.exists():
+        _link_roots(cfg, base, full, mother_zoo.folder_for(cfg, "points", points))
+    folder, man, _ = mother_zoo.build(cfg, "points", executor, n_workers, points)
     return man, folder.name
 
 
@@ -245,24 +249,6 @@ def _link_roots(cfg: MotherConfig, src_cfg: MotherConfig, src: Path, dst: Path) 
         os.replace(tmp, g)
         n += 1
     return n
-
-
-def lr_point(base: MotherConfig, spread: int, roots: int, profile: str, executor: parallel.Executor = "process",
-             n_workers: int | None = None, root: str | Path | None = None) -> tuple[pd.DataFrame, str]:
-    """The manifest of one lr_spread point and where it came from: notebook 06's dataset for the
-    kit's own spread (a true subset), else its own folder with 06's roots linked in."""
-    cfg = lr_point_config(base, spread, roots)
-    full = mother_zoo.folder_for(base, profiles.base_profile(profile))
-    if cfg.ft_lrs == base.ft_lrs:
-        need = _complete(cfg, full)
-        if need is not None:
-            man = mother_zoo.open_dataset(full)
-            return man[man["model_id"].isin(need)].reset_index(drop=True), f"notebook 06's dataset {full.name}"
-    folder = mother_zoo.folder_for(cfg, "points", root or paths.data_dir() / "scaling" / "mother")
-    if full.exists():
-        _link_roots(cfg, base, full, folder)
-    folder, man, _ = mother_zoo.build(cfg, "points", executor, n_workers, root or paths.data_dir() / "scaling" / "mother")
-    return man, folder.name
 
 
 def mother_ft_numbers(man: pd.DataFrame, c: float) -> dict[str, dict[str, Any]]:
@@ -440,14 +426,14 @@ def lora_point_specs(mcfg: Any, dirs: dict[str, Path], k: int) -> list[zoo.Model
     return [zoo.ModelSpec(s.model_id, {**s.params, "split": split.get(s.model_id, "holdout")}) for s in specs]
 
 
-def lora_point(mcfg: Any, k: int, profile: str, executor: parallel.Executor = "process",
+def lora_point(mcfg: Any, k: int, dirs: dict[str, Path], profile: str, executor: parallel.Executor = "process",
                n_workers: int | None = None) -> tuple[pd.DataFrame, Path]:
-    """Train (or resume) the LoRAs of the k-per-class point on notebook 02's base UNet; returns the
-    manifest of the point's LoRAs (the folder may hold more, trained for a larger k) and the folder."""
+    """Train (or resume) the LoRAs of the k-per-class point on notebook 02's base UNet (in
+    ``dirs["diffusion"]``, :func:`modelj.build`); returns the manifest of the point's LoRAs (the
+    folder may hold more, trained for a larger k) and the folder."""
     from . import diffusion
 
-    jungle = modelj.build(mcfg, profiles.base_profile(profile), executor, n_workers, parts=("generative",))
-    specs = lora_point_specs(mcfg, jungle.dirs, k)
+    specs = lora_point_specs(mcfg, dirs, k)
     folder = lora_point_dir(mcfg, profile)
     man = zoo.generate_zoo(folder, specs, diffusion.train_lora, lora_point_settings(mcfg), executor, n_workers,
                            desc=f"LoRAs, {k} per class")
@@ -460,12 +446,14 @@ def lora_point(mcfg: Any, k: int, profile: str, executor: parallel.Executor = "p
     return man, folder
 
 
-def notebook04_layer(profile: str, n_workers: int | None = None) -> str:
-    """The layer notebook 04 chose on validation for the first variant (its cached sweep; run if absent)."""
+def notebook04_layer(manifests: dict[str, pd.DataFrame], profile: str, n_workers: int | None = None) -> str:
+    """The layer notebook 04 chose on validation for its first variant (its cached sweep; run if
+    absent). ``manifests``: the generative zoo's, as :func:`modelj.build` returns them."""
     from . import zeroshot
 
     acfg = profiles.get_config("aligned", profiles.base_profile(profile))
-    name, ls = next(iter(zeroshot.open_variants(acfg, profiles.base_profile(profile), n_workers=n_workers, limit=1).items()))
+    name = acfg.variants[0]
+    ls = zeroshot.load_loras(manifests[name], acfg.layer_filter)
     sweep, _, _ = zeroshot.swept_expert(ls, acfg, paths.data_dir() / "aligned" / profiles.base_profile(profile), name,
                                         n_workers=n_workers)
     return zeroshot.chosen_layer(sweep)
@@ -565,7 +553,7 @@ def run_axis(axis: str, cfg: ScalingConfig, profile: str, executor: parallel.Exe
 
         for v, _train in _available(axis_values(cfg, axis), larger, present):
             t0 = time.perf_counter()
-            man, source = (mother_point if steps_axis else lr_point)(mc, v, cfg.mother_roots, profile, executor, n_workers)
+            man, source = mother_point(mc, point_cfg(v), profile, executor, n_workers)
             key = {"axis": axis, "config": profiles.as_dict(point_cfg(v)), "source": source}
             nums = measured(key, lambda: numbers(man))
             secs = time.perf_counter() - t0
@@ -591,17 +579,18 @@ def run_axis(axis: str, cfg: ScalingConfig, profile: str, executor: parallel.Exe
 
         mcfg, acfg = profiles.get_config("modelj", base), profiles.get_config("aligned", base)
         t0 = time.perf_counter()
-        layer = notebook04_layer(profile, n_workers)
+        jungle = modelj.build(mcfg, base, executor, n_workers, parts=("generative",))
+        layer = notebook04_layer(jungle.manifests, profile, n_workers)
         secs = time.perf_counter() - t0
         folder = lora_point_dir(mcfg, profile)
 
         def present(k: int) -> bool:
-            need = [s.model_id for s in lora_point_specs(mcfg, modelj.zoo_dirs(mcfg, base), k)]
+            need = [s.model_id for s in lora_point_specs(mcfg, jungle.dirs, k)]
             return folder.exists() and all(zoo.model_path(folder, m).exists() for m in need)
 
         for k, _train in _available(cfg.lora_models, larger, present):
             t0 = time.perf_counter()
-            man, folder = lora_point(mcfg, k, profile, executor, n_workers)
+            man, folder = lora_point(mcfg, k, jungle.dirs, profile, executor, n_workers)
             key = {"axis": axis, "models": sorted(zip(man["model_id"], man["split"])), "layer": layer,
                    "aligned": profiles.as_dict(acfg), "zoo": folder.name}
             nums = measured(key, lambda: lora_numbers(zeroshot.load_loras(man, acfg.layer_filter), layer, acfg,

@@ -214,13 +214,10 @@ def test_a_point_is_marked_default_only_when_it_is_the_profiles_experiment():
 
 
 def test_loras_recording_another_split_than_the_plan_are_an_error(monkeypatch, tmp_path):
-    from types import SimpleNamespace
-
     from probex_lib import zoo
 
     mcfg = profiles.get_config("modelj", "default")
     dirs = {"diffusion": tmp_path / "diffusion"}
-    monkeypatch.setattr(scaling.modelj, "build", lambda *a, **k: SimpleNamespace(dirs=dirs))
 
     def fake_generate(folder, specs, *a, **k):
         rows = [{"model_id": s.model_id, "split": s.params["split"]} for s in specs]
@@ -229,8 +226,8 @@ def test_loras_recording_another_split_than_the_plan_are_an_error(monkeypatch, t
 
     monkeypatch.setattr(zoo, "generate_zoo", fake_generate)
     with pytest.raises(zoo.ZooError, match="record another split than the nested split planned now"):
-        scaling.lora_point(mcfg, 2, "default")
+        scaling.lora_point(mcfg, 2, dirs, "default")
     monkeypatch.setattr(zoo, "generate_zoo", lambda folder, specs, *a, **k: pd.DataFrame(
         [{"model_id": s.model_id, "split": s.params["split"]} for s in specs]))
-    man, _ = scaling.lora_point(mcfg, 2, "default")
+    man, _ = scaling.lora_point(mcfg, 2, dirs, "default")
     assert len(man) == 2 * mcfg.variants[0][1]
