@@ -639,6 +639,17 @@ TREND_CURVES: dict[str, tuple[str, str, str, float | None]] = {
     "P-T2@loras": ("P-T2", "LoRAs per class (fine variant)", "ProbeX zero-shot top-1 - best baseline's", None),
     "P-T3@loras": ("P-T3", "LoRAs per class (fine variant)", "ProbeX kNN accuracy - best other representation's (mean over k)",
                    None),
+    # the LoRA settings the paper does not vary: rank and personalisation steps (its text states neither) and the
+    # number of training classes (SD200: 200 - 30 held out = 170; the kit's fine variant: 40)
+    "P-T2@rank": ("P-T2", "LoRA rank", "ProbeX zero-shot top-1 - best baseline's", None),
+    "P-T3@rank": ("P-T3", "LoRA rank", "ProbeX kNN accuracy - best other representation's (mean over k)", None),
+    "P-T2@lora_steps": ("P-T2", "LoRA personalisation steps (middle of the grid)", "ProbeX zero-shot top-1 - best baseline's",
+                        None),
+    "P-T3@lora_steps": ("P-T3", "LoRA personalisation steps (middle of the grid)",
+                        "ProbeX kNN accuracy - best other representation's (mean over k)", None),
+    "P-T2@classes": ("P-T2", "training classes (fine variant)", "ProbeX zero-shot top-1 - best baseline's", None),
+    "P-T3@classes": ("P-T3", "training classes (fine variant)",
+                     "ProbeX kNN accuracy - best other representation's (mean over k)", None),
     "M-T1@root_steps": ("M-T1", "root pre-training steps", "FT graph accuracy (3 trees)", 0.94),
     "M-F1@root_steps": ("M-F1", "root pre-training steps", "Pearson rho, weight vs edge distance", 0.99),
     # the paper's FT learning rates (App. B, Tab. 2: 2e-4, 5e-4, 6e-3, 9e-3) span 45x; the kit's default 10x
