@@ -268,9 +268,14 @@ class ScalingConfig:
     models per Model-J tree for ProbeX, Dense and StatNN (P-T1), subsets of notebook 02's zoo.
     ``lora_models``: LoRAs per class of the first generative variant (P-T2, P-T3), one folder
     shared by every value, each LoRA the same run as notebook 02's LoRA of its class and index.
+    ``lora_ranks``, ``lora_steps`` (the largest of the personalisation-step grid, the grid scaled
+    with it) and ``lora_classes`` (training classes of that variant, the first n of a seeded order;
+    held-out classes unchanged): P-T2, P-T3 at ``lora_axes_k`` LoRAs per class (below notebook 02's
+    to fit the budget; at the default rank and steps the point is lora_models' point of that k).
     """
 
-    axes: tuple[str, ...] = ("root_steps", "lr_spread", "tree_models", "resnet_width", "probex_models", "lora_models")
+    axes: tuple[str, ...] = ("root_steps", "lr_spread", "tree_models", "resnet_width", "probex_models", "lora_models",
+                             "lora_rank", "lora_steps", "lora_classes")
     root_steps: tuple[int, ...] = (150, 300, 600, 1200)
     mother_roots: int = 3
     lr_spreads: tuple[int, ...] = (1, 3, 10, 45)  # max / min of the FT learning rates (M-T1, M-F1); kit 10, paper 45
@@ -279,6 +284,10 @@ class ScalingConfig:
     width_models: int = 70
     probex_models: tuple[int, ...] = (25, 50, 105)  # training models per Model-J tree (P-T1); 105 = all of notebook 02's
     lora_models: tuple[int, ...] = (2, 4, 8)  # LoRAs per class of the first generative variant (P-T2, P-T3); paper SD200: 25
+    lora_ranks: tuple[int, ...] = (1, 4, 16)  # the paper states no rank
+    lora_steps: tuple[int, ...] = (25, 50, 100)  # largest step of the grid (kit 30/40/50); the paper states none
+    lora_classes: tuple[int, ...] = (10, 20, 40)  # training classes; paper SD200: 170
+    lora_axes_k: int = 2  # LoRAs per class on the rank, steps and classes axes
     seed: int = 0
 
 
@@ -286,13 +295,15 @@ _SECTIONS: dict[str, dict[str, Any]] = {
     "scaling": {
         "smoke": ScalingConfig(root_steps=(10, 20, 40), lr_spreads=(1, 10, 45), mother_roots=2, tree_models=(10, 12, 20),
                                resnet_widths=(2, 4, 6),
-                               width_models=10, probex_models=(3, 5, 7), lora_models=(3, 4, 5)),
+                               width_models=10, probex_models=(3, 5, 7), lora_models=(3, 4, 5), lora_ranks=(1, 4, 8),
+                               lora_steps=(2, 3, 6), lora_classes=(2, 3, 4), lora_axes_k=5),
         "default": ScalingConfig(),
         "paper": ScalingConfig(root_steps=(1000, 3000, 10000), mother_roots=5, tree_models=(100, 200, 350, 500),
                                resnet_widths=(16, 32, 64), width_models=350, probex_models=(50, 100, 200, 350),
-                               lora_models=(5, 10, 25)),
+                               lora_models=(5, 10, 25), lora_axes_k=4),
         "scaling": ScalingConfig(root_steps=(150, 300, 600, 1200, 2400), tree_models=(35, 70, 140, 280),
-                                 resnet_widths=(4, 8, 16), lora_models=(2, 4, 8, 16)),
+                                 resnet_widths=(4, 8, 16), lora_models=(2, 4, 8, 16), lora_ranks=(1, 4, 16, 32),
+                                 lora_steps=(25, 50, 100, 200)),
     },
     "motivation": {
         "smoke": MotivationConfig(

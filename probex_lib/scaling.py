@@ -44,11 +44,13 @@ from . import atomic, modelj, mother_data, mother_exp, mother_zoo, motivation, p
 from .claims import Claim
 from .profiles import MotherConfig, MotivationConfig, ScalingConfig
 
-AXES = ("root_steps", "lr_spread", "tree_models", "resnet_width", "probex_models", "lora_models")
+AXES = ("root_steps", "lr_spread", "tree_models", "resnet_width", "probex_models", "lora_models", "lora_rank", "lora_steps",
+        "lora_classes")
+LORA_AXES = {"lora_models": "loras", "lora_rank": "rank", "lora_steps": "lora_steps", "lora_classes": "classes"}  # -> curve suffix
 CURVES_OF_AXIS = {"root_steps": ("M-T1@root_steps", "M-F1@root_steps", "M-F2@root_steps", "M-F7@root_steps"),
                   "lr_spread": ("M-T1@lr_spread", "M-F1@lr_spread"),
                   "tree_models": ("P-F3a@models", "P-F3c@models"), "resnet_width": ("P-F3a@width",),
-                  "probex_models": ("P-T1@models",), "lora_models": ("P-T2@loras", "P-T3@loras")}
+                  "probex_models": ("P-T1@models",)} | {a: (f"P-T2@{s}", f"P-T3@{s}") for a, s in LORA_AXES.items()}
 MOTHER_SCORE_GROUP, MOTHER_TRACE_GROUP = mother_exp.SCORE_GROUP, "attention"  # notebook 06's headline choices
 MIN_POPULATION = motivation.SPLIT_BLOCK  # a population needs one full block of the nested split
 
@@ -59,7 +61,8 @@ class AxisError(ValueError):
 
 def axis_values(cfg: ScalingConfig, axis: str) -> tuple[int, ...]:
     return {"root_steps": cfg.root_steps, "lr_spread": cfg.lr_spreads, "tree_models": cfg.tree_models, "resnet_width": cfg.resnet_widths,
-            "probex_models": cfg.probex_models, "lora_models": cfg.lora_models}[axis]
+            "probex_models": cfg.probex_models, "lora_models": cfg.lora_models, "lora_rank": cfg.lora_ranks,
+            "lora_steps": cfg.lora_steps, "lora_classes": cfg.lora_classes}[axis]
 
 
 def modelj_train_models(profile: str) -> int:
@@ -79,8 +82,13 @@ def default_value(axis: str, profile: str, cfg: ScalingConfig | None = None) -> 
         return lr_spread_of(profiles.get_config("mother", base).ft_lrs)
     if axis == "probex_models":
         return modelj_train_models(profile)
-    if axis == "lora_models":
-        return int(profiles.get_config("modelj", base).variants[0][3])
+    if axis in LORA_AXES:
+        mj = profiles.get_config("modelj", base)
+        if axis == "lora_models":
+            return int(mj.variants[0][3])
+        if (cfg or profiles.get_config("scaling", profile)).lora_axes_k != mj.variants[0][3]:
+            return -1  # the axis runs at another number of LoRAs per class than notebook 02
+        return {"lora_rank": mj.lora_rank, "lora_steps": max(mj.lora_steps), "lora_classes": mj.variants[0][1] - mj.variants[0][2]}[axis]
     mo = profiles.get_config("motivation", base)
     if axis == "tree_models":
         return mo.models_t1
@@ -123,16 +131,28 @@ def check(cfg: ScalingConfig, profile: str) -> None:
             if axis == "tree_models" and v < MIN_POPULATION:
                 raise AxisError(f"axis tree_models: value {v}: a population needs >= {MIN_POPULATION} models "
                                 "(one block of the nested 70/10/20 split)")
-    if "lora_models" in cfg.axes and cfg.lora_models:
+    lora_axes = [a for a in cfg.axes if a in LORA_AXES and axis_values(cfg, a)]
+    if lora_axes:
         mj, name = profiles.get_config("modelj", base), profiles.get_config("aligned", base).variants[0]
         if mj.variants[0][0] != name:
-            raise AxisError(f"axis lora_models: notebook 04's first variant {name!r} is not the zoo's first generative "
+            raise AxisError(f"axis {lora_axes[0]}: notebook 04's first variant {name!r} is not the zoo's first generative "
                             f"variant {mj.variants[0][0]!r}")
         n_train_classes = mj.variants[0][1] - mj.variants[0][2]
-        for v in cfg.lora_models:
+        per_class = [(a, v) for a in lora_axes if a == "lora_models" for v in cfg.lora_models]
+        per_class += [(f"{a} (lora_axes_k)", cfg.lora_axes_k) for a in lora_axes if a != "lora_models"]
+        for a, v in per_class:
             if v < 2 or v * n_train_classes < MIN_POPULATION:
-                raise AxisError(f"axis lora_models: value {v}: kNN on held-out classes needs >= 2 LoRAs per class, and "
+                raise AxisError(f"axis {a}: value {v}: kNN on held-out classes needs >= 2 LoRAs per class, and "
                                 f"the nested split >= {MIN_POPULATION} LoRAs of the {n_train_classes} training classes")
+        max_rank = min(mj.unet_size["widths"])  # the narrowest adapted projection (attention inner width)
+        for v in cfg.lora_ranks if "lora_rank" in lora_axes else ():
+            if v > max_rank:
+                raise AxisError(f"axis lora_rank: value {v}: above the narrowest adapted layer's width {max_rank} "
+                                f"(UNet widths {mj.unet_size['widths']})")
+        for v in cfg.lora_classes if "lora_classes" in lora_axes else ():
+            if v > n_train_classes or v * cfg.lora_axes_k < MIN_POPULATION:
+                raise AxisError(f"axis lora_classes: value {v}: the variant {name!r} has {n_train_classes} training classes, "
+                                f"and the nested split needs >= {MIN_POPULATION} LoRAs ({cfg.lora_axes_k} per class)")
     if {"root_steps", "lr_spread"} & set(cfg.axes):
         if not 1 <= cfg.mother_roots:
             raise AxisError(f"mother_roots = {cfg.mother_roots}: need at least one root")
@@ -426,14 +446,54 @@ def lora_point_specs(mcfg: Any, dirs: dict[str, Path], k: int) -> list[zoo.Model
     return [zoo.ModelSpec(s.model_id, {**s.params, "split": split.get(s.model_id, "holdout")}) for s in specs]
 
 
+def steps_grid(grid: tuple[int, ...], top: int) -> tuple[int, ...]:
+    """The personalisation-step grid scaled so that its largest value is ``top`` (the grid itself at
+    ``top = max(grid)``). Same length, so every LoRA draws the same grid position: points are paired."""
+    return tuple(max(1, round(s * top / max(grid))) for s in grid)
+
+
+def lora_axis_config(mcfg: Any, axis: str, v: int) -> Any:
+    """Notebook 02's generative settings at value v of a LoRA axis: rank v, or the step grid scaled to
+    top out at v; unchanged for lora_models and lora_classes (k and the class subset are not settings)."""
+    if axis == "lora_rank":
+        return dataclasses.replace(mcfg, lora_rank=v)
+    if axis == "lora_steps":
+        return dataclasses.replace(mcfg, lora_steps=steps_grid(mcfg.lora_steps, v))
+    return mcfg
+
+
+def class_order(mcfg: Any) -> list[int]:
+    """The first variant's training classes in a seeded order: the n-class point uses the first n."""
+    classes, held = modelj.variant_classes(mcfg, 0)
+    train = [c for c in classes if c not in held]
+    return [train[i] for i in np.random.default_rng(modelj._seed(mcfg, 17)).permutation(len(train))]
+
+
+def class_point_split(mcfg: Any, specs: list[zoo.ModelSpec], n: int) -> dict[str, str]:
+    """model id -> split of the n-training-class point of the k-per-class LoRAs ``specs``: the LoRAs
+    of the first n classes of :func:`class_order`, ordered by (class position, LoRA index), split in
+    seeded blocks of 10 (nested in n); held-out classes' LoRAs stay "holdout"; other LoRAs absent."""
+    pos = {c: i for i, c in enumerate(class_order(mcfg)[:n])}
+    train = sorted((s for s in specs if s.params["class_id"] in pos and s.params["split"] != "holdout"),
+                   key=lambda s: (pos[s.params["class_id"]], int(s.model_id.rsplit("-", 1)[1])))
+    parts = motivation.split_indices(len(train), mcfg.split, modelj._seed(mcfg, 18))
+    split = {train[i].model_id: part for part, idx in zip(("train", "val", "test"), parts) for i in idx}
+    return split | {s.model_id: "holdout" for s in specs if s.params["split"] == "holdout"}
+
+
 def lora_point(mcfg: Any, k: int, dirs: dict[str, Path], profile: str, executor: parallel.Executor = "process",
-               n_workers: int | None = None) -> tuple[pd.DataFrame, Path]:
+               n_workers: int | None = None, n_classes: int | None = None) -> tuple[pd.DataFrame, Path]:
     """Train (or resume) the LoRAs of the k-per-class point on notebook 02's base UNet (in
     ``dirs["diffusion"]``, :func:`modelj.build`); returns the manifest of the point's LoRAs (the
-    folder may hold more, trained for a larger k) and the folder."""
+    folder may hold more, trained for a larger k) and the folder. With ``n_classes``, only the LoRAs
+    of the first n training classes (and every held-out class) of the k point, with the split of
+    :func:`class_point_split` (the files keep the split of the k point they were trained for)."""
     from . import diffusion
 
     specs = lora_point_specs(mcfg, dirs, k)
+    relabel = class_point_split(mcfg, specs, n_classes) if n_classes is not None else None
+    if relabel is not None:
+        specs = [sp for sp in specs if sp.model_id in relabel]
     folder = lora_point_dir(mcfg, profile)
     man = zoo.generate_zoo(folder, specs, diffusion.train_lora, lora_point_settings(mcfg), executor, n_workers,
                            desc=f"LoRAs, {k} per class")
@@ -443,6 +503,8 @@ def lora_point(mcfg: Any, k: int, dirs: dict[str, Path], profile: str, executor:
     if stale:  # files written under another split rule than the plan's: never mix the two
         raise zoo.ZooError(f"{folder}: LoRAs {stale[:3]} record another split than the nested split planned now; "
                            "delete the folder to rebuild it")
+    if relabel is not None:
+        man = man.assign(split=man["model_id"].map(relabel))
     return man, folder
 
 
@@ -462,7 +524,8 @@ def notebook04_layer(manifests: dict[str, pd.DataFrame], profile: str, n_workers
 def lora_numbers(ls: Any, layer: str, acfg: Any, variant: str, executor: parallel.Executor = "process",
                  n_workers: int | None = None) -> dict[str, dict[str, Any]]:
     """P-T2 (Table 2 on ``layer``: ProbeX, Dense, StatNN linear and MLP, ``acfg.repeats`` seeds each)
-    and P-T3 (Table 3 with the ProbeX of seed ``acfg.seed``) at one point; y as in verdicts.TREND_CURVES."""
+    and P-T3 (Table 3 with the ProbeX of seed ``acfg.seed``) at one point, keyed by claim; y as in
+    verdicts.TREND_CURVES (the same effect on every LoRA axis)."""
     from . import retrieval, zeroshot
 
     T = zeroshot.class_text(acfg.text_encoder, ls, acfg)
@@ -477,9 +540,9 @@ def lora_numbers(ls: Any, layer: str, acfg: Any, variant: str, executor: paralle
     other = knn.drop("ProbeX").idxmax()
     n = int(rule3["n"])
     return {
-        "P-T2@loras": {"y": v["zeroshot"] - best["zeroshot"], "se": verdicts.se_diff(v["zeroshot_se"], best["zeroshot_se"]),
+        "P-T2": {"y": v["zeroshot"] - best["zeroshot"], "se": verdicts.se_diff(v["zeroshot_se"], best["zeroshot_se"]),
                        "rule": {"variants": variants}, "ours": f"{ours2}; margin over {best['method']}"},
-        "P-T3@loras": {"y": float(knn["ProbeX"] - knn[other]),
+        "P-T3": {"y": float(knn["ProbeX"] - knn[other]),
                        "se": verdicts.se_diff(verdicts.binomial_se(float(knn["ProbeX"]), n), verdicts.binomial_se(float(knn[other]), n)),
                        "rule": rule3, "ours": f"{ours3}; margin over {other}; {n} held-out LoRAs"},
     }
@@ -574,7 +637,7 @@ def run_axis(axis: str, cfg: ScalingConfig, profile: str, executor: parallel.Exe
                               secs + time.perf_counter() - t0)
                         | {"seeds": int((man["split"] == "test").sum())})
             secs = 0.0
-    elif axis == "lora_models":
+    elif axis in LORA_AXES:
         from . import zeroshot
 
         mcfg, acfg = profiles.get_config("modelj", base), profiles.get_config("aligned", base)
@@ -582,23 +645,32 @@ def run_axis(axis: str, cfg: ScalingConfig, profile: str, executor: parallel.Exe
         jungle = modelj.build(mcfg, base, executor, n_workers, parts=("generative",))
         layer = notebook04_layer(jungle.manifests, profile, n_workers)
         secs = time.perf_counter() - t0
-        folder = lora_point_dir(mcfg, profile)
 
-        def present(k: int) -> bool:
-            need = [s.model_id for s in lora_point_specs(mcfg, jungle.dirs, k)]
-            return folder.exists() and all(zoo.model_path(folder, m).exists() for m in need)
+        def point(v: int) -> tuple[Any, int, int | None]:  # (generative settings, LoRAs per class, training classes)
+            k = v if axis == "lora_models" else cfg.lora_axes_k
+            return lora_axis_config(mcfg, axis, v), k, v if axis == "lora_classes" else None
 
-        for k, _train in _available(cfg.lora_models, larger, present):
+        def present(v: int) -> bool:
+            pc, k, n = point(v)
+            specs = lora_point_specs(pc, jungle.dirs, k)
+            need = [sp.model_id for sp in specs] if n is None else list(class_point_split(pc, specs, n))
+            return all(zoo.model_path(lora_point_dir(pc, profile), m).exists() for m in need)
+
+        for v, _train in _available(axis_values(cfg, axis), larger, present):
+            pc, k, n = point(v)
             t0 = time.perf_counter()
-            man, folder = lora_point(mcfg, k, jungle.dirs, profile, executor, n_workers)
-            key = {"axis": axis, "models": sorted(zip(man["model_id"], man["split"])), "layer": layer,
+            man, folder = lora_point(pc, k, jungle.dirs, profile, executor, n_workers, n)
+            # the key names the models, splits and settings, not the axis: a point that is also another
+            # axis's point (rank 4 at 2 per class is lora_models' 2) is measured once
+            key = {"what": "LoRA point", "models": sorted(zip(man["model_id"], man["split"])), "layer": layer,
                    "aligned": profiles.as_dict(acfg), "zoo": folder.name}
             nums = measured(key, lambda: lora_numbers(zeroshot.load_loras(man, acfg.layer_filter), layer, acfg,
                                                       mcfg.variants[0][0], executor, n_workers))
             secs += time.perf_counter() - t0
-            for curve, num in nums.items():
-                rows.append(_rows(curve, k, num, is_default(curve, k, profile, cfg), folder.name, secs)
-                            | {"seeds": acfg.repeats if curve == "P-T2@loras" else int(num["rule"]["n"])})
+            for claim, num in nums.items():
+                curve = f"{claim}@{LORA_AXES[axis]}"
+                rows.append(_rows(curve, v, num, is_default(curve, v, profile, cfg), folder.name, secs)
+                            | {"seeds": acfg.repeats if claim == "P-T2" else int(num["rule"]["n"]), "per_class": k})
             secs = 0.0
     else:
         mo = profiles.get_config("motivation", base)

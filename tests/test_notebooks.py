@@ -19,7 +19,8 @@ FIGURES = {  # PNG + PDF each
                            "mother_c_sensitivity", "mother_table7_runtime"],
     "07_mother_pruning_quantisation": ["mother_table4_pruning", "mother_fig16_kurtosis_lr"],
     "08_scaling": ["scaling_root_steps", "scaling_lr_spread", "scaling_tree_models", "scaling_resnet_width",
-                   "scaling_probex_models", "scaling_lora_models"],
+                   "scaling_probex_models", "scaling_lora_models", "scaling_lora_rank", "scaling_lora_steps",
+                   "scaling_lora_classes"],
     "09_lineage_atlas": ["lineage_edge_types", "lineage_reliability", "lineage_pairs"],
 }
 TABLES = {  # CSV + Markdown each

@@ -15,8 +15,9 @@ def test_scaling_profile_extends_default_everywhere_else():
     big, default = profiles.get_config("scaling", "scaling"), profiles.get_config("scaling", "default")
     for axis in scaling.AXES:  # the scaling profile's points include the default's (one curve, extended)
         assert set(scaling.axis_values(default, axis)) <= set(scaling.axis_values(big, axis))
-        # probex_models is bounded by notebook 02's zoo, lr_spread by the paper's own spread (45)
-        if scaling.axis_values(default, axis) and axis not in ("probex_models", "lr_spread"):
+        # probex_models is bounded by notebook 02's zoo, lr_spread by the paper's own spread (45), lora_classes
+        # by the variant's 40 training classes
+        if scaling.axis_values(default, axis) and axis not in ("probex_models", "lr_spread", "lora_classes"):
             assert max(scaling.axis_values(big, axis)) > max(scaling.axis_values(default, axis))
 
 
@@ -29,6 +30,11 @@ def test_scaling_profile_extends_default_everywhere_else():
     ({"resnet_widths": [4, 8], "width_models": 3}, r"width_models = 3"),
     ({"probex_models": [25, 200]}, r"axis probex_models: value 200: each Model-J tree has 105 training models"),
     ({"lora_models": [1, 4]}, r"axis lora_models: value 1: kNN on held-out classes needs >= 2 LoRAs per class"),
+    ({"lora_ranks": [4, 64]}, r"axis lora_rank: value 64: above the narrowest adapted layer's width 32"),
+    ({"lora_classes": [10, 41]}, r"axis lora_classes: value 41: the variant 'fine' has 40 training classes"),
+    ({"lora_classes": [4, 40]}, r"axis lora_classes: value 4: .* needs >= 10 LoRAs \(2 per class\)"),
+    ({"lora_axes_k": 1}, r"axis lora_rank \(lora_axes_k\): value 1: kNN on held-out classes needs >= 2 LoRAs"),
+    ({"lora_steps": [0, 50]}, r"axis lora_steps: value 0 is not a positive integer"),
 ])
 def test_unbuildable_axis_values_are_named_before_training(overrides, message):
     cfg = profiles.get_config("scaling", "default", overrides)
@@ -231,3 +237,58 @@ def test_loras_recording_another_split_than_the_plan_are_an_error(monkeypatch, t
         [{"model_id": s.model_id, "split": s.params["split"]} for s in specs]))
     man, _ = scaling.lora_point(mcfg, 2, dirs, "default")
     assert len(man) == 2 * mcfg.variants[0][1]
+
+
+def test_rank_and_steps_points_are_paired_runs_of_notebook_02s_loras_and_classes_points_nest(tmp_path):
+    mcfg, cfg = profiles.get_config("modelj", "default"), profiles.get_config("scaling", "default")
+    dirs = {"diffusion": tmp_path / "diffusion"}
+    base = {s.model_id: s.params for s in scaling.lora_point_specs(mcfg, dirs, 2)}
+    assert scaling.lora_axis_config(mcfg, "lora_rank", 4) == mcfg == scaling.lora_axis_config(mcfg, "lora_steps", 50)
+    assert scaling.steps_grid((30, 40, 50), 100) == (60, 80, 100) and scaling.steps_grid((30, 40, 50), 25) == (15, 20, 25)
+    for axis, v, field, want in (("lora_rank", 16, "rank", lambda p: 16), ("lora_steps", 100, "steps", lambda p: 2 * p["steps"])):
+        pc = scaling.lora_axis_config(mcfg, axis, v)
+        assert scaling.lora_point_dir(pc, "default") != scaling.lora_point_dir(mcfg, "default")
+        other = {s.model_id: s.params for s in scaling.lora_point_specs(pc, dirs, 2)}
+        assert other.keys() == base.keys()
+        for m, p in base.items():  # the same images, lr, seed and split: only the axis's setting moved
+            assert other[m][field] == want(p)
+            assert {k: x for k, x in other[m].items() if k != field} == {k: x for k, x in p.items() if k != field}
+    specs = scaling.lora_point_specs(mcfg, dirs, cfg.lora_axes_k)
+    splits = [scaling.class_point_split(mcfg, specs, n) for n in cfg.lora_classes]
+    order = scaling.class_order(mcfg)
+    assert len(order) == 40 and len(set(order)) == 40
+    for n, sp in zip(cfg.lora_classes, splits):
+        trained = {base[m]["class_id"] for m, s in sp.items() if s != "holdout"}
+        assert trained == set(order[:n])
+        assert [sum(s == part for s in sp.values()) for part in ("train", "val", "test", "holdout")] == \
+            [14 * n // 10, 2 * n // 10, 4 * n // 10, 2 * 10]
+    for small, large in zip(splits, splits[1:]):  # nested: a smaller point's LoRAs keep their split in a larger one
+        assert all(large[m] == s for m, s in small.items())
+
+
+def test_a_classes_point_reads_the_k_point_files_and_relabels_their_split(monkeypatch, tmp_path):
+    from probex_lib import zoo
+
+    mcfg = profiles.get_config("modelj", "default")
+    dirs = {"diffusion": tmp_path / "diffusion"}
+    seen = []
+
+    def fake_generate(folder, specs, *a, **k):
+        seen.append(folder)
+        return pd.DataFrame([{"model_id": s.model_id, "split": s.params["split"]} for s in specs])
+
+    monkeypatch.setattr(zoo, "generate_zoo", fake_generate)
+    man, folder = scaling.lora_point(mcfg, 2, dirs, "default", n_classes=10)
+    want = scaling.class_point_split(mcfg, scaling.lora_point_specs(mcfg, dirs, 2), 10)
+    assert dict(zip(man["model_id"], man["split"])) == want and len(man) == 2 * (10 + 10)
+    assert seen == [folder] == [scaling.lora_point_dir(mcfg, "default")]  # the lora_models folder, no new training
+
+
+def test_lora_axes_mark_a_default_only_at_notebook_02s_loras_per_class():
+    cfg = profiles.get_config("scaling", "default")
+    assert cfg.lora_axes_k != profiles.get_config("modelj", "default").variants[0][3]
+    assert not any(scaling.is_default(c, v, "default", cfg) for a in ("lora_rank", "lora_steps", "lora_classes")
+                   for c in scaling.CURVES_OF_AXIS[a] for v in scaling.axis_values(cfg, a))
+    same = dataclasses.replace(cfg, lora_axes_k=4)
+    assert [scaling.default_value(a, "default", same) for a in ("lora_rank", "lora_steps", "lora_classes")] == [4, 50, 40]
+    assert set(verdicts.TREND_CURVES) == {c for cs in scaling.CURVES_OF_AXIS.values() for c in cs}
