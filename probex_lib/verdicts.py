@@ -635,6 +635,8 @@ TREND_CURVES: dict[str, tuple[str, str, str, float | None]] = {
     "P-F3c@models": ("P-F3c", "models per tree (T1..T4 equal)", "T1 alone - mean with other trees",
                      0.844 - (0.752 + 0.686 + 0.724) / 3),
     "P-T1@models": ("P-T1", "training models per Model-J tree", "ProbeX - Dense test accuracy", 0.10),  # paper: "more than 10 points"
+    # the paper's trees are ViT-B (hidden 768) and ResNet-101; the kit's SupViT tree at hidden 32 / 64 / 128
+    "P-T1@vit_width": ("P-T1", "ViT hidden width (SupViT tree)", "ProbeX - Dense test accuracy", 0.10),
     # the paper's Table 2 and Table 3 baselines are not in its text: no paper line for these margins
     "P-T2@loras": ("P-T2", "LoRAs per class (fine variant)", "ProbeX zero-shot top-1 - best baseline's", None),
     "P-T3@loras": ("P-T3", "LoRAs per class (fine variant)", "ProbeX kNN accuracy - best other representation's (mean over k)",
