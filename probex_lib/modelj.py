@@ -227,6 +227,13 @@ class Jungle:
     waves: pd.DataFrame
 
 
+def cache_images(cfg: ModelJConfig) -> None:
+    """Generate (or read) every image set the zoo trains on once, before the workers start."""
+    for ds in {cfg.data, cfg.pretrain_data, cfg.continue_data}:
+        for split, n in (("train", ds.n_train), ("test", ds.n_test)):
+            data.load_images(ds.source, split, n, ds.seed)
+
+
 def build(cfg: ModelJConfig, profile: str, executor: parallel.Executor = "process", n_workers: int | None = None,
           root: str | Path | None = None, parts: tuple[str, ...] = ("discriminative", "generative")) -> Jungle:
     """Generate (or resume) the whole Model Jungle.
@@ -239,9 +246,7 @@ def build(cfg: ModelJConfig, profile: str, executor: parallel.Executor = "proces
         raise profiles.ProfileError(f"unknown part(s) {unknown}; valid parts: ['discriminative', 'generative']")
     dirs = zoo_dirs(cfg, profile, root)
     disc, gen = "discriminative" in parts, "generative" in parts
-    for ds in {cfg.data, cfg.pretrain_data, cfg.continue_data}:
-        for split, n in (("train", ds.n_train), ("test", ds.n_test)):
-            data.load_images(ds.source, split, n, ds.seed)  # cache once, before the workers start
+    cache_images(cfg)
     if gen and not prompts_file(dirs).exists():
         dirs["diffusion"].mkdir(parents=True, exist_ok=True)
         diffusion.write_prompt_embeddings(prompts_file(dirs), [diffusion.class_prompt(n) for n in class_names(cfg)]

@@ -272,10 +272,12 @@ class ScalingConfig:
     with it) and ``lora_classes`` (training classes of that variant, the first n of a seeded order;
     held-out classes unchanged): P-T2, P-T3 at ``lora_axes_k`` LoRAs per class (below notebook 02's
     to fit the budget; at the default rank and steps the point is lora_models' point of that k).
+    ``vit_widths``: hidden width of the ViT of Model-J's SupViT tree (root and fine-tunes retrained
+    with notebook 02's specs and seeds; MLP scaled with it) for P-T1 on that tree (empty: not run).
     """
 
     axes: tuple[str, ...] = ("root_steps", "lr_spread", "tree_models", "resnet_width", "probex_models", "lora_models",
-                             "lora_rank", "lora_steps", "lora_classes")
+                             "lora_rank", "lora_steps", "lora_classes", "vit_width")
     root_steps: tuple[int, ...] = (150, 300, 600, 1200)
     mother_roots: int = 3
     lr_spreads: tuple[int, ...] = (1, 3, 10, 45)  # max / min of the FT learning rates (M-T1, M-F1); kit 10, paper 45
@@ -288,6 +290,7 @@ class ScalingConfig:
     lora_steps: tuple[int, ...] = (25, 50, 100)  # largest step of the grid (kit 30/40/50); the paper states none
     lora_classes: tuple[int, ...] = (10, 20, 40)  # training classes; paper SD200: 170
     lora_axes_k: int = 2  # LoRAs per class on the rank, steps and classes axes
+    vit_widths: tuple[int, ...] = ()  # hidden width of the SupViT tree (P-T1); kit 64, paper ViT-B 768; scaling profile only
     seed: int = 0
 
 
@@ -296,14 +299,14 @@ _SECTIONS: dict[str, dict[str, Any]] = {
         "smoke": ScalingConfig(root_steps=(10, 20, 40), lr_spreads=(1, 10, 45), mother_roots=2, tree_models=(10, 12, 20),
                                resnet_widths=(2, 4, 6),
                                width_models=10, probex_models=(3, 5, 7), lora_models=(3, 4, 5), lora_ranks=(1, 4, 8),
-                               lora_steps=(2, 3, 6), lora_classes=(2, 3, 4), lora_axes_k=5),
+                               lora_steps=(2, 3, 6), lora_classes=(2, 3, 4), lora_axes_k=5, vit_widths=(8, 16, 24)),
         "default": ScalingConfig(),
         "paper": ScalingConfig(root_steps=(1000, 3000, 10000), mother_roots=5, tree_models=(100, 200, 350, 500),
                                resnet_widths=(16, 32, 64), width_models=350, probex_models=(50, 100, 200, 350),
                                lora_models=(5, 10, 25), lora_axes_k=4),
         "scaling": ScalingConfig(root_steps=(150, 300, 600, 1200, 2400), tree_models=(35, 70, 140, 280),
                                  resnet_widths=(4, 8, 16), lora_models=(2, 4, 8, 16), lora_ranks=(1, 4, 16, 32),
-                                 lora_steps=(25, 50, 100, 200)),
+                                 lora_steps=(25, 50, 100, 200), vit_widths=(32, 64, 128)),
     },
     "motivation": {
         "smoke": MotivationConfig(

@@ -45,12 +45,12 @@ from .claims import Claim
 from .profiles import MotherConfig, MotivationConfig, ScalingConfig
 
 AXES = ("root_steps", "lr_spread", "tree_models", "resnet_width", "probex_models", "lora_models", "lora_rank", "lora_steps",
-        "lora_classes")
+        "lora_classes", "vit_width")
 LORA_AXES = {"lora_models": "loras", "lora_rank": "rank", "lora_steps": "lora_steps", "lora_classes": "classes"}  # -> curve suffix
 CURVES_OF_AXIS = {"root_steps": ("M-T1@root_steps", "M-F1@root_steps", "M-F2@root_steps", "M-F7@root_steps"),
                   "lr_spread": ("M-T1@lr_spread", "M-F1@lr_spread"),
                   "tree_models": ("P-F3a@models", "P-F3c@models"), "resnet_width": ("P-F3a@width",),
-                  "probex_models": ("P-T1@models",)} | {a: (f"P-T2@{s}", f"P-T3@{s}") for a, s in LORA_AXES.items()}
+                  "probex_models": ("P-T1@models",), "vit_width": ("P-T1@vit_width",)} | {a: (f"P-T2@{s}", f"P-T3@{s}") for a, s in LORA_AXES.items()}
 MOTHER_SCORE_GROUP, MOTHER_TRACE_GROUP = mother_exp.SCORE_GROUP, "attention"  # notebook 06's headline choices
 MIN_POPULATION = motivation.SPLIT_BLOCK  # a population needs one full block of the nested split
 
@@ -62,7 +62,7 @@ class AxisError(ValueError):
 def axis_values(cfg: ScalingConfig, axis: str) -> tuple[int, ...]:
     return {"root_steps": cfg.root_steps, "lr_spread": cfg.lr_spreads, "tree_models": cfg.tree_models, "resnet_width": cfg.resnet_widths,
             "probex_models": cfg.probex_models, "lora_models": cfg.lora_models, "lora_rank": cfg.lora_ranks,
-            "lora_steps": cfg.lora_steps, "lora_classes": cfg.lora_classes}[axis]
+            "lora_steps": cfg.lora_steps, "lora_classes": cfg.lora_classes, "vit_width": cfg.vit_widths}[axis]
 
 
 def modelj_train_models(profile: str) -> int:
@@ -82,6 +82,8 @@ def default_value(axis: str, profile: str, cfg: ScalingConfig | None = None) -> 
         return lr_spread_of(profiles.get_config("mother", base).ft_lrs)
     if axis == "probex_models":
         return modelj_train_models(profile)
+    if axis == "vit_width":
+        return int(profiles.get_config("modelj", base).vit_size["hidden_size"])
     if axis in LORA_AXES:
         mj = profiles.get_config("modelj", base)
         if axis == "lora_models":
@@ -153,6 +155,16 @@ def check(cfg: ScalingConfig, profile: str) -> None:
             if v > n_train_classes or v * cfg.lora_axes_k < MIN_POPULATION:
                 raise AxisError(f"axis lora_classes: value {v}: the variant {name!r} has {n_train_classes} training classes, "
                                 f"and the nested split needs >= {MIN_POPULATION} LoRAs ({cfg.lora_axes_k} per class)")
+    if "vit_width" in cfg.axes and cfg.vit_widths:
+        mj = profiles.get_config("modelj", base)
+        if mj.hub:
+            raise AxisError(f"axis vit_width: the profile's roots come from the hub ({mj.hub.get(VIT_TREE)}), whose width is fixed")
+        if VIT_TREE not in modelj.root_names(mj):
+            raise AxisError(f"axis vit_width: the profile's Model-J zoo has no {VIT_TREE} tree (roots {modelj.root_names(mj)})")
+        heads = mj.vit_size["heads"]
+        for v in cfg.vit_widths:
+            if v % heads:
+                raise AxisError(f"axis vit_width: value {v}: the ViT's {heads} attention heads need a hidden width divisible by {heads}")
     if {"root_steps", "lr_spread"} & set(cfg.axes):
         if not 1 <= cfg.mother_roots:
             raise AxisError(f"mother_roots = {cfg.mother_roots}: need at least one root")
@@ -363,15 +375,17 @@ def motivation_numbers(cfg: MotivationConfig, man: pd.DataFrame, trees: bool = T
 # --------------------------------------------------------------------------- ProbeX Table 1: training models per tree
 
 
-def probex_layers(manifest: pd.DataFrame, pcfg: Any, profile: str, key: str = "classes") -> dict[str, str]:
-    """Per tree, the layer notebook 03 chose on validation (read from its saved tree experts), or,
-    where they are absent, the same choice made here: ProbeX on every swept layer, best validation."""
+def probex_layers(manifest: pd.DataFrame, pcfg: Any, profile: str, key: str = "classes",
+                  trees: list[str] | None = None) -> dict[str, str]:
+    """Per tree (every tree of ``manifest``, or ``trees``), the layer notebook 03 chose on validation
+    (read from its saved tree experts), or, where they are absent, the same choice made here: ProbeX
+    on every swept layer, best validation."""
     from . import expert_store, experts
 
     folder = experts.expert_dir(manifest, pcfg, profiles.base_profile(profile), key)
     _, labels = experts.label_matrix(manifest, key)
     out = {}
-    for tree in sorted(manifest["tree"].unique()):
+    for tree in trees or sorted(manifest["tree"].unique()):
         f = folder / f"{tree}.safetensors"
         if f.exists():
             out[tree] = expert_store.load_tree_expert(f).layer
@@ -414,6 +428,48 @@ def probex_numbers(manifest: pd.DataFrame, layers: dict[str, str], n: int, pcfg:
     return {"y": mean["probex"] - mean["dense"], "se": verdicts.se_diff(se["probex"], se["dense"]), "rule": rule,
             "ours": f"ProbeX {mean['probex']:.3f}, Dense {mean['dense']:.3f}, StatNN {mean['statnn']:.3f} "
                     f"({len(layers)} trees, {n} training models each)"}
+
+
+# --------------------------------------------------------------------------- ProbeX Table 1: ViT width
+
+VIT_TREE = "SupViT"  # the tree the width axis scales (the others: a second ViT, MAE, ResNet)
+
+
+def vit_point_config(mcfg: Any, width: int) -> Any:
+    """Notebook 02's Model-J settings with the ViT at hidden ``width`` (MLP width scaled with it, heads
+    and depth unchanged); notebook 02's own settings at its width."""
+    size = mcfg.vit_size
+    return dataclasses.replace(mcfg, vit_size={**size, "hidden_size": width, "mlp": size["mlp"] * width // size["hidden_size"]})
+
+
+def vit_point(mcfg: Any, width: int, profile: str, executor: parallel.Executor = "process",
+              n_workers: int | None = None) -> tuple[pd.DataFrame, str]:
+    """The SupViT tree at ``width``: notebook 02's zoo (every tree, built if missing) at its own width,
+    else the root and its ``models_per_tree`` fine-tunes with notebook 02's specs and seeds at that width
+    in ``data/scaling/vit/`` (resumable). Returns the manifest and where the models came from."""
+    from . import vision
+
+    base = profiles.base_profile(profile)
+    pc = vit_point_config(mcfg, width)
+    if pc == mcfg:
+        return modelj.build(mcfg, base, executor, n_workers, parts=("discriminative",)).manifests["discriminative"], \
+            "notebook 02's zoo"
+    dirs = modelj.zoo_dirs(pc, base, paths.data_dir() / "scaling" / "vit" / base)
+    modelj.cache_images(pc)
+    zoo.generate_zoo(dirs["roots"], [s for s in modelj.root_specs(pc) if s.model_id == VIT_TREE], vision.train_vision,
+                     modelj._settings(pc, modelj.ROOT_FIELDS), executor, n_workers, desc=f"{VIT_TREE} root, hidden {width}")
+    specs = [s for s in modelj.finetune_specs(pc, dirs["roots"]) if s.params["tree"] == VIT_TREE]
+    man = zoo.generate_zoo(dirs["discriminative"], specs, vision.train_vision, modelj._settings(pc, modelj.DISC_FIELDS),
+                           executor, n_workers, desc=f"{VIT_TREE} fine-tunes, hidden {width}")
+    return man, dirs["discriminative"].name
+
+
+def vit_point_present(mcfg: Any, width: int, profile: str) -> bool:
+    pc = vit_point_config(mcfg, width)
+    base = profiles.base_profile(profile)
+    dirs = modelj.zoo_dirs(pc, base, None if pc == mcfg else paths.data_dir() / "scaling" / "vit" / base)
+    return all(zoo.model_path(dirs["discriminative"], s.model_id).exists()
+               for s in modelj.finetune_specs(pc, dirs["roots"]) if s.params["tree"] == VIT_TREE)
 
 
 # --------------------------------------------------------------------------- ProbeX Tables 2-3: LoRAs per class
@@ -637,6 +693,19 @@ def run_axis(axis: str, cfg: ScalingConfig, profile: str, executor: parallel.Exe
                               secs + time.perf_counter() - t0)
                         | {"seeds": int((man["split"] == "test").sum())})
             secs = 0.0
+    elif axis == "vit_width":
+        mcfg, pcfg = profiles.get_config("modelj", base), profiles.get_config("probex", base)
+        for w, _train in _available(cfg.vit_widths, larger, lambda v: vit_point_present(mcfg, v, profile)):
+            t0 = time.perf_counter()
+            man, source = vit_point(mcfg, w, profile, executor, n_workers)
+            zoo_key = hashlib.sha256(json.dumps(sorted(zip(man["path"], man["split"]))).encode()).hexdigest()[:16]
+            key = {"axis": axis, "models": zoo_key, "probex": profiles.as_dict(pcfg), "tree": VIT_TREE}
+            layers = measured({**key, "what": "layers"}, lambda: probex_layers(man, pcfg, profile, trees=[VIT_TREE]))
+            sub = man[man["tree"] == VIT_TREE]
+            n = int((sub["split"] == "train").sum())
+            num = measured({**key, "n": n, "layers": layers}, lambda: probex_numbers(sub, layers, n, pcfg))
+            rows.append(_rows("P-T1@vit_width", w, num, is_default("P-T1@vit_width", w, profile, cfg), source,
+                              time.perf_counter() - t0) | {"seeds": int((sub["split"] == "test").sum())})
     elif axis in LORA_AXES:
         from . import zeroshot
 

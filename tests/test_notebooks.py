@@ -20,7 +20,7 @@ FIGURES = {  # PNG + PDF each
     "07_mother_pruning_quantisation": ["mother_table4_pruning", "mother_fig16_kurtosis_lr"],
     "08_scaling": ["scaling_root_steps", "scaling_lr_spread", "scaling_tree_models", "scaling_resnet_width",
                    "scaling_probex_models", "scaling_lora_models", "scaling_lora_rank", "scaling_lora_steps",
-                   "scaling_lora_classes"],
+                   "scaling_lora_classes", "scaling_vit_width"],
     "09_lineage_atlas": ["lineage_edge_types", "lineage_reliability", "lineage_pairs"],
 }
 TABLES = {  # CSV + Markdown each

@@ -35,6 +35,7 @@ def test_scaling_profile_extends_default_everywhere_else():
     ({"lora_classes": [4, 40]}, r"axis lora_classes: value 4: .* needs >= 10 LoRAs \(2 per class\)"),
     ({"lora_axes_k": 1}, r"axis lora_rank \(lora_axes_k\): value 1: kNN on held-out classes needs >= 2 LoRAs"),
     ({"lora_steps": [0, 50]}, r"axis lora_steps: value 0 is not a positive integer"),
+    ({"vit_widths": [32, 66]}, r"axis vit_width: value 66: the ViT's 4 attention heads need a hidden width divisible by 4"),
 ])
 def test_unbuildable_axis_values_are_named_before_training(overrides, message):
     cfg = profiles.get_config("scaling", "default", overrides)
@@ -292,3 +293,28 @@ def test_lora_axes_mark_a_default_only_at_notebook_02s_loras_per_class():
     same = dataclasses.replace(cfg, lora_axes_k=4)
     assert [scaling.default_value(a, "default", same) for a in ("lora_rank", "lora_steps", "lora_classes")] == [4, 50, 40]
     assert set(verdicts.TREND_CURVES) == {c for cs in scaling.CURVES_OF_AXIS.values() for c in cs}
+
+
+def test_a_vit_width_point_is_notebook_02s_supvit_tree_at_another_width(tmp_path):
+    mcfg = profiles.get_config("modelj", "default")
+    assert scaling.vit_point_config(mcfg, 64) == mcfg and scaling.default_value("vit_width", "default") == 64
+    wide = scaling.vit_point_config(mcfg, 128)
+    assert wide.vit_size == {**mcfg.vit_size, "hidden_size": 128, "mlp": 512}
+    assert modelj.zoo_dirs(wide, "default", tmp_path)["roots"] != modelj.zoo_dirs(mcfg, "default", tmp_path)["roots"]
+    ours = [s for s in modelj.finetune_specs(wide, tmp_path) if s.params["tree"] == scaling.VIT_TREE]
+    nb02 = {s.model_id: s.params for s in modelj.finetune_specs(mcfg, tmp_path)}
+    assert len(ours) == mcfg.models_per_tree
+    for s in ours:  # the same classes, hyperparameters, seed and split: only the width moved
+        assert s.params["size"]["hidden_size"] == 128
+        assert {k: v for k, v in s.params.items() if k != "size"} == {k: v for k, v in nb02[s.model_id].items() if k != "size"}
+    root = [s for s in modelj.root_specs(wide) if s.model_id == scaling.VIT_TREE][0].params
+    assert {k: v for k, v in root.items() if k != "size"} == \
+        {k: v for k, v in modelj.root_specs(mcfg)[0].params.items() if k != "size"}
+    big = profiles.get_config("scaling", "scaling")
+    assert scaling.is_default("P-T1@vit_width", 64, "scaling", big) and not scaling.is_default("P-T1@vit_width", 128, "scaling", big)
+
+
+def test_hub_roots_have_no_width_axis():
+    cfg = profiles.get_config("scaling", "paper", {"vit_widths": [64, 128, 256]})
+    with pytest.raises(scaling.AxisError, match="axis vit_width: the profile's roots come from the hub"):
+        scaling.check(cfg, "paper")
