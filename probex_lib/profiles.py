@@ -270,8 +270,10 @@ class ScalingConfig:
     shared by every value, each LoRA the same run as notebook 02's LoRA of its class and index.
     ``lora_ranks``, ``lora_steps`` (the largest of the personalisation-step grid, the grid scaled
     with it) and ``lora_classes`` (training classes of that variant, the first n of a seeded order;
-    held-out classes unchanged): P-T2, P-T3 at ``lora_axes_k`` LoRAs per class (below notebook 02's
-    to fit the budget; at the default rank and steps the point is lora_models' point of that k).
+    held-out classes unchanged): P-T2, P-T3 at ``lora_axes_k`` LoRAs per class (default and scaling:
+    2, below notebook 02's 4, to fit the budget; at the default rank and steps the point is
+    lora_models' point of that k; where it equals notebook 02's, the points at notebook 02's setting
+    are marked default, with the nested split, not notebook 02's).
     ``vit_widths``: hidden width of the ViT of Model-J's SupViT tree (root and fine-tunes retrained
     with notebook 02's specs and seeds; MLP scaled with it) for P-T1 on that tree (empty: not run).
     """

@@ -23,6 +23,12 @@ model) and the claim's numbers measured on it. Each point is judged by the claim
 * ``probex_models`` (P-T1): ProbeX, Dense and StatNN of every Model-J tree (notebook 02's zoo) trained
   on the first n of a seeded order of the tree's training models (nested in n), each tree at the
   layer notebook 03 chose on validation; validation and test models unchanged.
+* ``lora_rank``, ``lora_steps``, ``lora_classes`` (P-T2, P-T3): at ``lora_axes_k`` LoRAs per class,
+  the LoRAs of that point retrained with rank v, or with the personalisation-step grid scaled to top
+  out at v (same images, rate, seed and grid position: paired), or the first v training classes of a
+  seeded order (the LoRAs-per-class folder's files, split nested in v; held-out classes unchanged).
+* ``vit_width`` (P-T1): notebook 02's SupViT root and fine-tunes (same specs and seeds) at hidden v,
+  ProbeX / Dense / StatNN on that one tree at the layer chosen on validation.
 
 A point's numbers come back as rows of one long table (``curve``, ``x``, ``y``, ``se``,
 ``point_verdict``, ...): ``y`` is the effect oriented so that the paper's direction is up.
@@ -83,7 +89,7 @@ def default_value(axis: str, profile: str, cfg: ScalingConfig | None = None) -> 
     if axis == "probex_models":
         return modelj_train_models(profile)
     if axis == "vit_width":
-        return int(profiles.get_config("modelj", base).vit_size["hidden_size"])
+        return -1  # one tree of notebook 03's four: no point is the profile's P-T1 experiment
     if axis in LORA_AXES:
         mj = profiles.get_config("modelj", base)
         if axis == "lora_models":
@@ -146,11 +152,11 @@ def check(cfg: ScalingConfig, profile: str) -> None:
             if v < 2 or v * n_train_classes < MIN_POPULATION:
                 raise AxisError(f"axis {a}: value {v}: kNN on held-out classes needs >= 2 LoRAs per class, and "
                                 f"the nested split >= {MIN_POPULATION} LoRAs of the {n_train_classes} training classes")
-        max_rank = min(mj.unet_size["widths"])  # the narrowest adapted projection (attention inner width)
+        max_rank = min(mj.unet_size["widths"][1:])  # attention (the adapted layers) sits in every block but the outermost
         for v in cfg.lora_ranks if "lora_rank" in lora_axes else ():
             if v > max_rank:
                 raise AxisError(f"axis lora_rank: value {v}: above the narrowest adapted layer's width {max_rank} "
-                                f"(UNet widths {mj.unet_size['widths']})")
+                                f"(UNet widths {mj.unet_size['widths']}): not a low-rank update")
         for v in cfg.lora_classes if "lora_classes" in lora_axes else ():
             if v > n_train_classes or v * cfg.lora_axes_k < MIN_POPULATION:
                 raise AxisError(f"axis lora_classes: value {v}: the variant {name!r} has {n_train_classes} training classes, "
@@ -476,7 +482,7 @@ def vit_point_present(mcfg: Any, width: int, profile: str) -> bool:
 
 
 def lora_point_settings(mcfg: Any) -> dict[str, Any]:
-    """What every LoRA of the lora_models axis depends on (not k): notebook 02's generative settings
+    """What every LoRA of a LoRA point depends on (not k, not the class subset): notebook 02's generative settings
     with its first variant's classes and held-out classes, and the nested split."""
     s = {k: v for k, v in profiles.as_dict(mcfg).items() if k in modelj.GEN_FIELDS and k != "variants"}
     name, n_cls, n_held, _ = mcfg.variants[0]

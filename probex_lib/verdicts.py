@@ -645,9 +645,9 @@ TREND_CURVES: dict[str, tuple[str, str, str, float | None]] = {
     # number of training classes (SD200: 200 - 30 held out = 170; the kit's fine variant: 40)
     "P-T2@rank": ("P-T2", "LoRA rank", "ProbeX zero-shot top-1 - best baseline's", None),
     "P-T3@rank": ("P-T3", "LoRA rank", "ProbeX kNN accuracy - best other representation's (mean over k)", None),
-    "P-T2@lora_steps": ("P-T2", "LoRA personalisation steps (middle of the grid)", "ProbeX zero-shot top-1 - best baseline's",
+    "P-T2@lora_steps": ("P-T2", "LoRA personalisation steps (largest of the grid)", "ProbeX zero-shot top-1 - best baseline's",
                         None),
-    "P-T3@lora_steps": ("P-T3", "LoRA personalisation steps (middle of the grid)",
+    "P-T3@lora_steps": ("P-T3", "LoRA personalisation steps (largest of the grid)",
                         "ProbeX kNN accuracy - best other representation's (mean over k)", None),
     "P-T2@classes": ("P-T2", "training classes (fine variant)", "ProbeX zero-shot top-1 - best baseline's", None),
     "P-T3@classes": ("P-T3", "training classes (fine variant)",
