@@ -321,3 +321,33 @@ def test_hub_roots_have_no_width_axis():
     cfg = profiles.get_config("scaling", "paper", {"vit_widths": [64, 128, 256]})
     with pytest.raises(scaling.AxisError, match="axis vit_width: the profile's roots come from the hub"):
         scaling.check(cfg, "paper")
+
+
+def test_a_lora_point_shared_by_two_axes_has_one_measurement_key(monkeypatch, tmp_path):
+    """Rank 4 at 2 LoRAs per class is the LoRAs-per-class axis's 2-per-class point: the same key."""
+    import json
+
+    from probex_lib import zeroshot
+
+    mcfg = profiles.get_config("modelj", "default")
+    dirs = {"diffusion": tmp_path / "diffusion"}
+    monkeypatch.setattr(modelj, "build", lambda *a, **k: modelj.Jungle(dirs, {}, pd.DataFrame()))
+    monkeypatch.setattr(scaling, "notebook04_layer", lambda *a, **k: "down.1.attn")
+    monkeypatch.setattr(scaling, "lora_point", lambda pc, k, d, p, e, w, n=None: (pd.DataFrame(
+        [{"model_id": s.model_id, "split": s.params["split"]} for s in scaling.lora_point_specs(pc, d, k)]),
+        scaling.lora_point_dir(pc, p)))
+    monkeypatch.setattr(zeroshot, "load_loras", lambda *a, **k: None)
+    keys = {}
+
+    def fake_measured(key, compute):
+        keys.setdefault(json.dumps(key, sort_keys=True, default=str), []).append(key)
+        num = {"y": 0.0, "se": 0.1, "rule": {"n": 20}, "ours": ""}
+        return {"P-T2": num, "P-T3": num}
+
+    monkeypatch.setattr(scaling, "measured", fake_measured)
+    monkeypatch.setattr(scaling, "_rows", lambda curve, x, num, d, src, s: {"curve": curve, "x": x})
+    monkeypatch.setattr(scaling, "_available", lambda values, larger, present: [(v, True) for v in values])
+    cfg = profiles.get_config("scaling", "default", {"lora_models": [2], "lora_ranks": [1, 4]})
+    scaling.run_axis("lora_models", cfg, "default")
+    scaling.run_axis("lora_rank", cfg, "default")
+    assert sorted(len(v) for v in keys.values()) == [1, 2]  # rank 1 alone; rank 4 and 2 per class share one key
