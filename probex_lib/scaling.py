@@ -455,27 +455,28 @@ def vit_point(mcfg: Any, width: int, profile: str, executor: parallel.Executor =
     in ``data/scaling/vit/`` (resumable). Returns the manifest and where the models came from."""
     from . import vision
 
-    base = profiles.base_profile(profile)
-    pc = vit_point_config(mcfg, width)
+    pc, dirs, specs = _vit_plan(mcfg, width, profile)
     if pc == mcfg:
-        return modelj.build(mcfg, base, executor, n_workers, parts=("discriminative",)).manifests["discriminative"], \
-            "notebook 02's zoo"
-    dirs = modelj.zoo_dirs(pc, base, paths.data_dir() / "scaling" / "vit" / base)
+        return modelj.build(mcfg, profiles.base_profile(profile), executor, n_workers,
+                            parts=("discriminative",)).manifests["discriminative"], "notebook 02's zoo"
     modelj.cache_images(pc)
     zoo.generate_zoo(dirs["roots"], [s for s in modelj.root_specs(pc) if s.model_id == VIT_TREE], vision.train_vision,
                      modelj._settings(pc, modelj.ROOT_FIELDS), executor, n_workers, desc=f"{VIT_TREE} root, hidden {width}")
-    specs = [s for s in modelj.finetune_specs(pc, dirs["roots"]) if s.params["tree"] == VIT_TREE]
     man = zoo.generate_zoo(dirs["discriminative"], specs, vision.train_vision, modelj._settings(pc, modelj.DISC_FIELDS),
                            executor, n_workers, desc=f"{VIT_TREE} fine-tunes, hidden {width}")
     return man, dirs["discriminative"].name
 
 
-def vit_point_present(mcfg: Any, width: int, profile: str) -> bool:
-    pc = vit_point_config(mcfg, width)
-    base = profiles.base_profile(profile)
+def _vit_plan(mcfg: Any, width: int, profile: str) -> tuple[Any, dict[str, Path], list[zoo.ModelSpec]]:
+    """(settings, folders, SupViT fine-tune specs) of a width point: notebook 02's folders at its width."""
+    pc, base = vit_point_config(mcfg, width), profiles.base_profile(profile)
     dirs = modelj.zoo_dirs(pc, base, None if pc == mcfg else paths.data_dir() / "scaling" / "vit" / base)
-    return all(zoo.model_path(dirs["discriminative"], s.model_id).exists()
-               for s in modelj.finetune_specs(pc, dirs["roots"]) if s.params["tree"] == VIT_TREE)
+    return pc, dirs, [s for s in modelj.finetune_specs(pc, dirs["roots"]) if s.params["tree"] == VIT_TREE]
+
+
+def vit_point_present(mcfg: Any, width: int, profile: str) -> bool:
+    _, dirs, specs = _vit_plan(mcfg, width, profile)
+    return all(zoo.model_path(dirs["discriminative"], s.model_id).exists() for s in specs)
 
 
 # --------------------------------------------------------------------------- ProbeX Tables 2-3: LoRAs per class
@@ -635,6 +636,11 @@ def measured(key: dict[str, Any], compute: Callable[[], dict]) -> dict:
     return json.loads(f.read_text())  # the same types on the first run as on a cached one
 
 
+def _models_key(man: pd.DataFrame) -> str:
+    """A short hash of a manifest's (path, split) pairs: which models a measurement read."""
+    return hashlib.sha256(json.dumps(sorted(zip(man["path"], man["split"]))).encode()).hexdigest()[:16]
+
+
 def _rows(curve: str, x: int, num: dict[str, Any], default: bool, source: str, seconds: float) -> dict:
     claim = verdicts.TREND_CURVES[curve][0]
     pv = verdicts.judge(claim, num["rule"], num["ours"]).verdict
@@ -688,7 +694,7 @@ def run_axis(axis: str, cfg: ScalingConfig, profile: str, executor: parallel.Exe
         mcfg, pcfg = profiles.get_config("modelj", base), profiles.get_config("probex", base)
         t0 = time.perf_counter()
         man = modelj.build(mcfg, base, executor, n_workers, parts=("discriminative",)).manifests["discriminative"]
-        zoo_key = hashlib.sha256(json.dumps(sorted(zip(man["path"], man["split"]))).encode()).hexdigest()[:16]
+        zoo_key = _models_key(man)
         base_key = {"axis": axis, "models": zoo_key, "probex": profiles.as_dict(pcfg)}
         layers = measured({**base_key, "what": "layers"}, lambda: probex_layers(man, pcfg, profile))
         secs = time.perf_counter() - t0
@@ -704,7 +710,7 @@ def run_axis(axis: str, cfg: ScalingConfig, profile: str, executor: parallel.Exe
         for w, _train in _available(cfg.vit_widths, larger, lambda v: vit_point_present(mcfg, v, profile)):
             t0 = time.perf_counter()
             man, source = vit_point(mcfg, w, profile, executor, n_workers)
-            zoo_key = hashlib.sha256(json.dumps(sorted(zip(man["path"], man["split"]))).encode()).hexdigest()[:16]
+            zoo_key = _models_key(man)
             key = {"axis": axis, "models": zoo_key, "probex": profiles.as_dict(pcfg), "tree": VIT_TREE}
             layers = measured({**key, "what": "layers"}, lambda: probex_layers(man, pcfg, profile, trees=[VIT_TREE]))
             sub = man[man["tree"] == VIT_TREE]
