@@ -280,16 +280,16 @@ class ScalingConfig:
 
     axes: tuple[str, ...] = ("root_steps", "lr_spread", "tree_models", "resnet_width", "probex_models", "lora_models",
                              "lora_rank", "lora_steps", "lora_classes", "vit_width")
-    root_steps: tuple[int, ...] = (150, 300, 600, 1200)
+    root_steps: tuple[int, ...] = (150, 300, 600)  # scaling adds 1200, 2400
     mother_roots: int = 3
     lr_spreads: tuple[int, ...] = (1, 3, 10, 45)  # max / min of the FT learning rates (M-T1, M-F1); kit 10, paper 45
     tree_models: tuple[int, ...] = (35, 70, 140)
     resnet_widths: tuple[int, ...] = ()
     width_models: int = 70
     probex_models: tuple[int, ...] = (25, 50, 105)  # training models per Model-J tree (P-T1); 105 = all of notebook 02's
-    lora_models: tuple[int, ...] = (2, 4, 8)  # LoRAs per class of the first generative variant (P-T2, P-T3); paper SD200: 25
+    lora_models: tuple[int, ...] = (2, 3, 4)  # LoRAs per class of the first generative variant (P-T2, P-T3); kit 4, paper SD200: 25
     lora_ranks: tuple[int, ...] = (1, 4, 16)  # the paper states no rank
-    lora_steps: tuple[int, ...] = (25, 50, 100)  # largest step of the grid (kit 30/40/50); the paper states none
+    lora_steps: tuple[int, ...] = (12, 25, 50)  # largest step of the grid (kit 30/40/50); the paper states none
     lora_classes: tuple[int, ...] = (10, 20, 40)  # training classes; paper SD200: 170
     lora_axes_k: int = 2  # LoRAs per class on the rank, steps and classes axes
     vit_widths: tuple[int, ...] = ()  # hidden width of the SupViT tree (P-T1); kit 64, paper ViT-B 768; scaling profile only
@@ -307,8 +307,8 @@ _SECTIONS: dict[str, dict[str, Any]] = {
                                resnet_widths=(16, 32, 64), width_models=350, probex_models=(50, 100, 200, 350),
                                lora_models=(5, 10, 25), lora_axes_k=4),
         "scaling": ScalingConfig(root_steps=(150, 300, 600, 1200, 2400), tree_models=(35, 70, 140, 280),
-                                 resnet_widths=(4, 8, 16), lora_models=(2, 4, 8, 16), lora_ranks=(1, 4, 16, 32),
-                                 lora_steps=(25, 50, 100, 200), vit_widths=(32, 64, 128)),
+                                 resnet_widths=(4, 8, 16), lora_models=(2, 3, 4, 8, 16), lora_ranks=(1, 4, 16, 32),
+                                 lora_steps=(12, 25, 50, 100, 200), vit_widths=(32, 64, 128)),
     },
     "motivation": {
         "smoke": MotivationConfig(
