@@ -9,10 +9,11 @@ model) and the claim's numbers measured on it. Each point is judged by the claim
   tree of 1 + 4 + 16 models, and root 0's chain of continued pre-training. Every s is its own
   run with the kit's schedule (warm-up, then linear decay to *its own* last step; a checkpoint of
   a longer run would be a different, undecayed model); s equal to notebook 06's reuses 06's files.
-* ``lr_spread`` (M-T1 FT, M-F1): the FT trees of those roots (at notebook 06's step count) with
-  fine-tuning learning rates spread so that max / min is s, log-symmetric about the kit's set's
-  geometric mean (the kit's set for its own spread, so that point is notebook 06's). The roots are
-  notebook 06's files, linked, not retrained (their specs do not involve the FT rates).
+* ``lr_spread`` (M-T1 FT, M-F1, M-F2's fine-tuning half): the FT trees of those roots (at notebook
+  06's step count) with fine-tuning learning rates spread so that max / min is s, log-symmetric
+  about the kit's set's geometric mean (the kit's set for its own spread, so that point is notebook
+  06's). The roots are notebook 06's files, linked, not retrained (their specs do not involve the
+  FT rates).
 * ``tree_models`` (P-F3a, P-F3c): n models in each of T1..T4 and F, one zoo shared with notebook 01
   (per-model seeds; the split is nested in n, :func:`motivation.split_indices`).
 * ``resnet_width`` (P-F3a): the ResNet9 width multiplier, T1 and F at ``width_models`` models.
@@ -54,7 +55,7 @@ AXES = ("root_steps", "lr_spread", "tree_models", "resnet_width", "probex_models
         "lora_classes", "vit_width")
 LORA_AXES = {"lora_models": "loras", "lora_rank": "rank", "lora_steps": "lora_steps", "lora_classes": "classes"}  # -> curve suffix
 CURVES_OF_AXIS = {"root_steps": ("M-T1@root_steps", "M-F1@root_steps", "M-F2@root_steps", "M-F7@root_steps"),
-                  "lr_spread": ("M-T1@lr_spread", "M-F1@lr_spread"),
+                  "lr_spread": ("M-T1@lr_spread", "M-F1@lr_spread", "M-F2@lr_spread"),
                   "tree_models": ("P-F3a@models", "P-F3c@models"), "resnet_width": ("P-F3a@width",),
                   "probex_models": ("P-T1@models",), "vit_width": ("P-T1@vit_width",)} | {a: (f"P-T2@{s}", f"P-T3@{s}") for a, s in LORA_AXES.items()}
 MOTHER_SCORE_GROUP, MOTHER_TRACE_GROUP = mother_exp.SCORE_GROUP, "attention"  # notebook 06's headline choices
@@ -257,7 +258,7 @@ def spread_lrs(lrs: tuple[float, ...], spread: int) -> tuple[float, ...]:
 
 def lr_point_config(base: MotherConfig, spread: int, roots: int) -> MotherConfig:
     """Notebook 06's config cut to ``roots`` roots at its own step count with an FT tree each
-    (no chain: M-F7 and M-F2 do not involve the FT rates), the FT rates spread to ``spread``."""
+    (no chain: M-F7 does not involve the FT rates), the FT rates spread to ``spread``."""
     return dataclasses.replace(mother_point_config(base, base.root_steps, roots), ft_lrs=spread_lrs(base.ft_lrs, spread),
                                chain_stages=0)
 
@@ -321,26 +322,46 @@ def mother_ft_numbers(man: pd.DataFrame, c: float) -> dict[str, dict[str, Any]]:
     }
 
 
+def m_f2_numbers(man: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """M-F2 at one MoTHer point, both halves, each with the claim's own rule numbers:
+    ``"pre"``, y = the mean over roots of the share of pre-training trace records where kurtosis
+    rises (the root-steps curve), and ``"ft"``, y = the mean over FT trees of the share of fine-tuning
+    records where it falls (the learning-rate-spread curve). SEs across roots / trees, floored by
+    :func:`share_se`."""
+    ft = mother_data.members(man, "FT")
+    trees = sorted(set(ft["tree"]))
+    ft_ids = ft.query("subset == 'FT'")[["model_id", "tree"]]
+    pre = mother_data.traces(man, man.query("mode == 'pretrain'")["model_id"], MOTHER_TRACE_GROUP)
+    ft_tr = mother_data.traces(man, ft_ids["model_id"], MOTHER_TRACE_GROUP)
+    net = {"pre_up": mother_exp.net_direction(pre, True), "n_pre": int(pre["model_id"].nunique()),
+           "ft_down": mother_exp.net_direction(ft_tr, False), "n_ft": int(ft_tr["model_id"].nunique())}
+
+    def records(tr: pd.DataFrame) -> int:
+        return int(sum(max(len(g) - 1, 0) for _, g in tr.groupby("model_id")))
+
+    root_rise = [mother_exp.monotonic_fraction(pre[pre["model_id"] == r], True) for r in trees]
+    ft_fall = [mother_exp.monotonic_fraction(ft_tr[ft_tr["model_id"].isin(ft_ids.loc[ft_ids["tree"] == t, "model_id"])], False)
+               for t in trees]
+    nets = (f"net up {net['pre_up']:.2f} of {net['n_pre']} pre-training runs, net down {net['ft_down']:.2f} of "
+            f"{net['n_ft']} fine-tunes")
+    return {
+        "pre": {"y": float(np.mean(root_rise)), "se": share_se(root_rise, records(pre[pre["model_id"].isin(trees)])),
+                "rule": net, "ours": f"{np.mean(root_rise):.2f} of pre-training records rise (per root "
+                                     f"{', '.join(f'{r:.2f}' for r in root_rise)}); {nets}"},
+        "ft": {"y": float(np.mean(ft_fall)), "se": share_se(ft_fall, records(ft_tr)), "rule": net,
+               "ours": f"{np.mean(ft_fall):.2f} of fine-tuning records fall (per tree "
+                       f"{', '.join(f'{r:.2f}' for r in ft_fall)}); {nets}"},
+    }
+
+
 def mother_numbers(man: pd.DataFrame, c: float) -> dict[str, dict[str, Any]]:
     """Per curve of the root_steps axis: y, se, the numbers of the claim's own rule, and words."""
     ft = mother_ft_numbers(man, c)
-    trees = sorted(set(mother_data.members(man, "FT")["tree"]))
-    pre_ids = man.query("mode == 'pretrain'")["model_id"]
-    pre = mother_data.traces(man, pre_ids, MOTHER_TRACE_GROUP)
-    ft_tr = mother_data.traces(man, man.query("subset == 'FT'")["model_id"], MOTHER_TRACE_GROUP)
-    root_rise = [mother_exp.monotonic_fraction(pre[pre["model_id"] == r], True) for r in trees]
-    net = {"pre_up": mother_exp.net_direction(pre, True), "n_pre": int(pre["model_id"].nunique()),
-           "ft_down": mother_exp.net_direction(ft_tr, False), "n_ft": int(ft_tr["model_id"].nunique())}
     ch = mother_exp.chain(man, MOTHER_SCORE_GROUP, c).set_index("prior").loc["generalisation (flipped)"]
     n_chain = int(ch["models"]) - 1
     wrong = int(round((1 - ch["graph"]) * n_chain))
-    n_records = int(sum(max(len(g) - 1, 0) for _, g in pre[pre["model_id"].isin(trees)].groupby("model_id")))
     return {
-        "M-T1@root_steps": ft["M-T1"], "M-F1@root_steps": ft["M-F1"],
-        "M-F2@root_steps": {"y": float(np.mean(root_rise)), "se": share_se(root_rise, n_records), "rule": net,
-                            "ours": f"{np.mean(root_rise):.2f} of pre-training records rise (per root "
-                                    f"{', '.join(f'{r:.2f}' for r in root_rise)}); net up {net['pre_up']:.2f} of {net['n_pre']} "
-                                    f"pre-training runs, net down {net['ft_down']:.2f} of {net['n_ft']} fine-tunes"},
+        "M-T1@root_steps": ft["M-T1"], "M-F1@root_steps": ft["M-F1"], "M-F2@root_steps": m_f2_numbers(man)["pre"],
         "M-F7@root_steps": {"y": float(ch["signal"]), "se": verdicts.null_se(int(ch["n placed"])),
                             "rule": {"wrong": wrong, "signal": float(ch["signal"]), "n_placed": int(ch["n placed"])},
                             "ours": f"{wrong} of {n_chain} chain edges wrong, signal {ch['signal']:.2f} (SE: null, "
@@ -680,7 +701,8 @@ def run_axis(axis: str, cfg: ScalingConfig, profile: str, executor: parallel.Exe
         def numbers(man: pd.DataFrame) -> dict[str, dict[str, Any]]:
             if steps_axis:
                 return mother_numbers(man, mc.c)
-            return {f"{claim}@lr_spread": num for claim, num in mother_ft_numbers(man, mc.c).items()}
+            return {f"{claim}@lr_spread": num for claim, num in mother_ft_numbers(man, mc.c).items()} | {
+                "M-F2@lr_spread": m_f2_numbers(man)["ft"]}
 
         for v, _train in _available(axis_values(cfg, axis), larger, present):
             t0 = time.perf_counter()

@@ -659,6 +659,8 @@ TREND_CURVES: dict[str, tuple[str, str, str, float | None]] = {
     "M-F1@lr_spread": ("M-F1", "spread of fine-tuning learning rates (max / min)", "Pearson rho, weight vs edge distance",
                        0.99),
     "M-F2@root_steps": ("M-F2", "root pre-training steps", "share of pre-training records where kurtosis rises", None),
+    "M-F2@lr_spread": ("M-F2", "spread of fine-tuning learning rates (max / min)",
+                       "share of fine-tuning records where kurtosis falls", None),
     # the paper's one wrong chain edge was a distance error, "the directional score returned the correct edge
     # direction": its direction signal is 1.0 (its graph accuracy 0.75)
     "M-F7@root_steps": ("M-F7", "root pre-training steps", "chain direction signal, flipped prior", 1.0),

@@ -164,6 +164,22 @@ def _points(curve: str, ys: list[float], verdicts_: list[str], xs=(150, 300, 600
                          "default": [x == default for x in xs]})
 
 
+def test_m_f2_measures_pre_training_rise_per_root_and_fine_tuning_fall_per_tree():
+    def row(model_id, tree, subset, mode, trace):
+        return {"model_id": model_id, "tree": tree, "subset": subset, "mode": mode, "lr": 1e-3, "path": f"{model_id}.safetensors",
+                "trace_step": list(range(len(trace))), "trace_attention": list(trace)}
+
+    man = pd.DataFrame([row("r0", "r0", "root", "pretrain", [1, 2, 3]), row("r1", "r1", "root", "pretrain", [1, 3, 2]),
+                        row("a", "r0", "FT", "finetune", [3, 2, 1]), row("b", "r0", "FT", "finetune", [3, 2, 1]),
+                        row("c", "r1", "FT", "finetune", [1, 2, 1])])
+    f2 = scaling.m_f2_numbers(man)
+    assert f2["pre"]["y"] == pytest.approx(0.75)  # r0 rises on 2 of 2 records, r1 on 1 of 2
+    assert f2["ft"]["y"] == pytest.approx(0.75)  # tree r0 falls on 4 of 4, tree r1 on 1 of 2
+    assert f2["pre"]["rule"] == f2["ft"]["rule"] == {"pre_up": 1.0, "n_pre": 2, "ft_down": pytest.approx(2 / 3), "n_ft": 3}
+    assert f2["ft"]["se"] > 0 and verdicts.judge("M-F2", f2["ft"]["rule"], "").verdict == "not reproduced"
+    assert "M-F2@lr_spread" in scaling.CURVES_OF_AXIS["lr_spread"] and "M-F2@lr_spread" in verdicts.TREND_CURVES
+
+
 def test_judge_curves_fits_judges_and_applies_the_move_rule():
     pts = pd.concat([_points("M-T1@root_steps", [0.5, 0.6, 0.7, 0.8], ["not reproduced"] * 3 + ["partly"]),
                      _points("M-F1@root_steps", [0.5, 0.5, 0.5, 0.5], ["not reproduced"] * 4)], ignore_index=True)
